@@ -1,0 +1,99 @@
+package keygate
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/jwks"
+)
+
+// cacheShards spreads the verified-token cache over independent locks, so
+// that concurrent hits never queue behind one lock.
+const cacheShards = 64
+
+// cache maps whole tokens to the principals they verified to. An entry
+// ends at the token's exp or when its key retires, whichever comes first.
+// A full shard drops its expired entries, then a random one.
+type cache struct {
+	seed   maphash.Seed
+	limit  int // entries per shard
+	shards [cacheShards]shard
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]*entry
+	_  [40]byte // keep shards on separate cache lines
+}
+
+type entry struct {
+	p   *Principal
+	key *jwks.Key
+	exp int64 // unix nanoseconds
+}
+
+func newCache(size int) *cache {
+	c := &cache{seed: maphash.MakeSeed(), limit: max(1, size/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*entry)
+	}
+	return c
+}
+
+func (c *cache) shard(raw string) *shard {
+	return &c.shards[maphash.String(c.seed, raw)%cacheShards]
+}
+
+// get returns the cached principal of raw, or nil.
+func (c *cache) get(raw string, now time.Time) *Principal {
+	s := c.shard(raw)
+	s.mu.RLock()
+	e := s.m[raw]
+	s.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	if now.UnixNano() >= e.exp || e.key.Retired() {
+		s.mu.Lock()
+		if s.m[raw] == e {
+			delete(s.m, raw)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	return e.p
+}
+
+func (c *cache) put(raw string, p *Principal, key *jwks.Key, exp, at time.Time) {
+	s := c.shard(raw)
+	now := at.UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= c.limit {
+		for k, e := range s.m {
+			if now >= e.exp || e.key.Retired() {
+				delete(s.m, k)
+			}
+		}
+		for k := range s.m {
+			if len(s.m) < c.limit {
+				break
+			}
+			delete(s.m, k) // map iteration starts at a random entry
+		}
+	}
+	s.m[raw] = &entry{p: p, key: key, exp: exp.UnixNano()}
+}
+
+// len returns the number of entries, for tests and metrics.
+func (c *cache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,191 @@
+package jose
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
+	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+)
+
+type family uint8
+
+const (
+	familyRSA family = iota + 1
+	familyPSS
+	familyEC
+	familyEd25519
+)
+
+type algorithm struct {
+	family family
+	hash   crypto.Hash
+	size   int // ECDSA: bytes per coordinate of the curve
+}
+
+// algorithms lists the asymmetric JWS algorithms keygate verifies. It is
+// read-only. HMAC and "none" are deliberately absent: with published
+// public keys they can only be attacks.
+var algorithms = map[string]algorithm{
+	"RS256": {familyRSA, crypto.SHA256, 0},
+	"RS384": {familyRSA, crypto.SHA384, 0},
+	"RS512": {familyRSA, crypto.SHA512, 0},
+	"PS256": {familyPSS, crypto.SHA256, 0},
+	"PS384": {familyPSS, crypto.SHA384, 0},
+	"PS512": {familyPSS, crypto.SHA512, 0},
+	"ES256": {familyEC, crypto.SHA256, 32},
+	"ES384": {familyEC, crypto.SHA384, 48},
+	"ES512": {familyEC, crypto.SHA512, 66},
+	"EdDSA": {familyEd25519, 0, 0},
+	// RFC 9864 names Ed25519 explicitly; it means the same as EdDSA with
+	// an Ed25519 key.
+	"Ed25519": {familyEd25519, 0, 0},
+}
+
+// Algorithms returns the names of every algorithm [Verify] supports.
+func Algorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
+}
+
+// Supported reports whether alg is an algorithm [Verify] supports.
+func Supported(alg string) bool {
+	_, ok := algorithms[alg]
+	return ok
+}
+
+// KeyFits reports whether a token signed with alg can be checked with pub:
+// the key type matches the algorithm family and, for ECDSA, the curve
+// matches the algorithm.
+func KeyFits(alg string, pub crypto.PublicKey) bool {
+	a, ok := algorithms[alg]
+	if !ok {
+		return false
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return a.family == familyRSA || a.family == familyPSS
+	case *ecdsa.PublicKey:
+		return a.family == familyEC && (k.Curve.Params().BitSize+7)/8 == a.size
+	case ed25519.PublicKey:
+		return a.family == familyEd25519
+	}
+	return false
+}
+
+// ErrSignature reports a signature that does not verify.
+var ErrSignature = errors.New("signature does not verify")
+
+// Verify checks sig over signingInput with pub under alg. The caller has
+// checked [KeyFits]; Verify checks again and fails closed.
+func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) error {
+	a, ok := algorithms[alg]
+	if !ok || !KeyFits(alg, pub) {
+		return fmt.Errorf("algorithm %q cannot be used with this key", alg)
+	}
+	if a.family == familyEd25519 {
+		if !ed25519.Verify(pub.(ed25519.PublicKey), []byte(signingInput), sig) {
+			return ErrSignature
+		}
+		return nil
+	}
+	h := a.hash.New()
+	io.WriteString(h, signingInput)
+	var buf [64]byte
+	digest := h.Sum(buf[:0])
+	switch a.family {
+	case familyRSA:
+		if rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.hash, digest, sig) != nil {
+			return ErrSignature
+		}
+	case familyPSS:
+		opts := rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.hash}
+		if rsa.VerifyPSS(pub.(*rsa.PublicKey), a.hash, digest, sig, &opts) != nil {
+			return ErrSignature
+		}
+	case familyEC:
+		// JWS carries R || S at fixed width (RFC 7518 section 3.4), not DER.
+		if len(sig) != 2*a.size {
+			return ErrSignature
+		}
+		r := new(big.Int).SetBytes(sig[:a.size])
+		s := new(big.Int).SetBytes(sig[a.size:])
+		if !ecdsa.Verify(pub.(*ecdsa.PublicKey), digest, r, s) {
+			return ErrSignature
+		}
+	}
+	return nil
+}
+
+// Header is the part of a JOSE header keygate reads.
+type Header struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
+	// Crit is kept raw: keygate understands no extension, so any crit
+	// member at all means the token must be refused (RFC 7515 section 4.1.11).
+	Crit json.RawMessage `json:"crit"`
+}
+
+// Compact is a compact-serialised JWS split into its parts.
+type Compact struct {
+	// SigningInput is the ASCII "header.payload" the signature covers.
+	SigningInput string
+	// Header, Payload and Signature are the decoded parts.
+	Header, Payload, Signature []byte
+}
+
+// Shape errors returned by [Split].
+var (
+	ErrParts    = errors.New("a JWS must have exactly three dot-separated parts")
+	ErrEncoding = errors.New("not base64url without padding")
+)
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// Split checks the shape of a compact JWS and decodes its three parts into
+// one buffer. Padding, line breaks and any character outside the base64url
+// alphabet are refused.
+func Split(raw string) (Compact, error) {
+	h, rest, ok := strings.Cut(raw, ".")
+	if !ok {
+		return Compact{}, ErrParts
+	}
+	p, s, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(s, '.') >= 0 {
+		return Compact{}, ErrParts
+	}
+	if h == "" || p == "" {
+		return Compact{}, ErrParts
+	}
+	// The decoder skips CR and LF; a token must not contain them.
+	if strings.IndexByte(raw, '\n') >= 0 || strings.IndexByte(raw, '\r') >= 0 {
+		return Compact{}, ErrEncoding
+	}
+	buf := make([]byte, 0, b64.DecodedLen(len(h))+b64.DecodedLen(len(p))+b64.DecodedLen(len(s)))
+	var err error
+	if buf, err = b64.AppendDecode(buf, []byte(h)); err != nil {
+		return Compact{}, fmt.Errorf("header: %w", ErrEncoding)
+	}
+	nh := len(buf)
+	if buf, err = b64.AppendDecode(buf, []byte(p)); err != nil {
+		return Compact{}, fmt.Errorf("payload: %w", ErrEncoding)
+	}
+	np := len(buf)
+	if buf, err = b64.AppendDecode(buf, []byte(s)); err != nil {
+		return Compact{}, fmt.Errorf("signature: %w", ErrEncoding)
+	}
+	return Compact{
+		SigningInput: raw[:len(h)+1+len(p)],
+		Header:       buf[:nh:nh],
+		Payload:      buf[nh:np:np],
+		Signature:    buf[np:],
+	}, nil
+}

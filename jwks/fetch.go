@@ -1,0 +1,141 @@
+package jwks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// fetch discovers the JWKS URL if it is not known yet, then fetches the
+// key set and installs it.
+func (s *Source) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
+	defer cancel()
+	u := s.jwksURL.Load()
+	if u == nil {
+		discovered, err := s.discover(ctx)
+		if err != nil {
+			return err
+		}
+		u = &discovered
+		s.jwksURL.Store(u)
+	}
+	prev := s.set.Load()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *u, nil)
+	if err != nil {
+		return &FetchError{URL: *u, Err: err}
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	if prev != nil {
+		if prev.etag != "" {
+			req.Header.Set("If-None-Match", prev.etag)
+		}
+		if prev.lastMod != "" {
+			req.Header.Set("If-Modified-Since", prev.lastMod)
+		}
+	}
+	body, resp, err := s.get(req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusNotModified && prev != nil {
+		s.succeeded()
+		return nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &FetchError{URL: *u, StatusCode: resp.StatusCode, Err: errors.New("unexpected status")}
+	}
+	next, err := Parse(body, prev, s.cfg.MaxKeys)
+	if err != nil {
+		return &FetchError{URL: *u, StatusCode: resp.StatusCode, Err: err}
+	}
+	next.etag = resp.Header.Get("ETag")
+	next.lastMod = resp.Header.Get("Last-Modified")
+	s.install(prev, next)
+	return nil
+}
+
+// get sends req and reads at most MaxResponseSize bytes of the answer.
+func (s *Source) get(req *http.Request) ([]byte, *http.Response, error) {
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, nil, &FetchError{URL: req.URL.String(), Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxResponseSize+1))
+	if err != nil {
+		return nil, nil, &FetchError{URL: req.URL.String(), StatusCode: resp.StatusCode, Err: err}
+	}
+	if int64(len(body)) > s.cfg.MaxResponseSize {
+		return nil, nil, &FetchError{URL: req.URL.String(), StatusCode: resp.StatusCode,
+			Err: fmt.Errorf("response larger than %d bytes", s.cfg.MaxResponseSize)}
+	}
+	return body, resp, nil
+}
+
+// discover reads the OpenID Provider metadata of the issuer and returns
+// its jwks_uri (OpenID Connect Discovery 1.0, section 4).
+func (s *Source) discover(ctx context.Context) (string, error) {
+	u := strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", &FetchError{URL: u, Err: err}
+	}
+	req.Header.Set("Accept", "application/json")
+	body, resp, err := s.get(req)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", &FetchError{URL: u, StatusCode: resp.StatusCode, Err: errors.New("unexpected status")}
+	}
+	var meta struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &meta); err != nil {
+		return "", &FetchError{URL: u, StatusCode: resp.StatusCode, Err: fmt.Errorf("not a JSON discovery document: %w", err)}
+	}
+	if meta.Issuer != s.cfg.Issuer {
+		return "", &FetchError{URL: u, StatusCode: resp.StatusCode,
+			Err: fmt.Errorf("discovery issuer %q does not equal the configured issuer %q", meta.Issuer, s.cfg.Issuer)}
+	}
+	if meta.JWKSURI == "" {
+		return "", &FetchError{URL: u, StatusCode: resp.StatusCode, Err: errors.New("discovery document has no jwks_uri")}
+	}
+	if err := checkURL(meta.JWKSURI, s.cfg.InsecureAllowHTTP); err != nil {
+		return "", &FetchError{URL: u, StatusCode: resp.StatusCode, Err: err}
+	}
+	return meta.JWKSURI, nil
+}
+
+// install publishes next, retires the keys it dropped and logs the change.
+func (s *Source) install(prev, next *Set) {
+	s.set.Store(next)
+	retireMissing(prev, next)
+	s.succeeded()
+	if prev == nil || !slices.Equal(keyIDs(prev), keyIDs(next)) {
+		s.cfg.Logger.Info("jwks key set updated", "url", s.currentURL(), "kids", keyIDs(next), "skipped", len(next.skipped))
+		for _, sk := range next.skipped {
+			s.cfg.Logger.Warn("jwks key skipped", "kid", sk.ID, "reason", sk.Reason)
+		}
+	}
+}
+
+func (s *Source) succeeded() {
+	s.lastSuccess.Store(s.cfg.Now().UnixNano())
+	s.readyOne.Do(func() { close(s.readyC) })
+}
+
+func keyIDs(set *Set) []string {
+	ids := make([]string, len(set.keys))
+	for i, k := range set.keys {
+		ids[i] = k.ID
+	}
+	return ids
+}

@@ -1,0 +1,468 @@
+// Package jwks keeps the signature keys of an OpenID Connect provider:
+// discovery from an issuer URL or a direct JWKS URL, a refresh in the
+// background on a TTL, a rate-limited refetch when a token names an
+// unknown key, and the last good keys kept through an outage of the
+// provider, up to a maximum age.
+//
+// A [Source] is built with [NewSource], which does no I/O, started with
+// [Source.Start], which never blocks, and stopped with [Source.Close].
+// [Source.Key] is the call on the path of each request: a lock-free
+// lookup in an immutable snapshot.
+package jwks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for the zero values of [Config].
+const (
+	DefaultRefreshInterval    = 5 * time.Minute
+	DefaultMinRefetchInterval = 10 * time.Second
+	DefaultMaxStale           = 24 * time.Hour
+	DefaultMaxResponseSize    = 1 << 20
+	DefaultMaxKeys            = 100
+	DefaultTimeout            = 10 * time.Second
+)
+
+// Config configures a [Source]. At least one of Issuer and URL is set.
+type Config struct {
+	// Issuer is the provider's issuer URL, such as
+	// https://keycloak.example.com/realms/myrealm. When URL is empty the
+	// source discovers the key set URL from
+	// {Issuer}/.well-known/openid-configuration, whose issuer member must
+	// equal Issuer exactly.
+	Issuer string
+
+	// URL is the JWKS URL to fetch keys from. When set, no discovery takes
+	// place: use it when the service reaches the provider by another name
+	// than the public issuer (Keycloak behind an internal hostname).
+	URL string
+
+	// HTTPClient makes the requests. Nil means a client with a
+	// [DefaultTimeout] and the default transport's settings.
+	HTTPClient *http.Client
+
+	// RefreshInterval is how long a fetched key set is used before it is
+	// refreshed in the background. Zero means [DefaultRefreshInterval].
+	// Any positive value is allowed; a minute suits fast rotation.
+	RefreshInterval time.Duration
+
+	// MinRefetchInterval is the least time between two fetches caused by
+	// tokens with an unknown kid. Between them an unknown kid fails at once
+	// with [ErrUnknownKey]. Zero means [DefaultMinRefetchInterval].
+	MinRefetchInterval time.Duration
+
+	// MaxStale is how long the last good key set keeps being used while
+	// refreshes fail. After it, [Source.Key] fails with [ErrUnavailable].
+	// Zero means [DefaultMaxStale].
+	MaxStale time.Duration
+
+	// MaxResponseSize caps the size of a discovery or JWKS response in
+	// bytes. Zero means [DefaultMaxResponseSize] (1 MiB).
+	MaxResponseSize int64
+
+	// MaxKeys caps the number of keys used from one set; keys past it are
+	// skipped and reported. Zero means [DefaultMaxKeys].
+	MaxKeys int
+
+	// InsecureAllowHTTP allows plain http URLs for hosts other than
+	// loopback. Keys fetched over plain http can be replaced by anyone on
+	// the path; use it only inside a trusted network.
+	InsecureAllowHTTP bool
+
+	// Logger receives refresh failures (Warn) and key changes (Info). Nil
+	// means no logging.
+	Logger *slog.Logger
+
+	// Now is the clock for key ages. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Errors returned by [Source.Key].
+var (
+	// ErrUnknownKey reports a kid that the key set does not hold, even
+	// after the refetch it allowed.
+	ErrUnknownKey = errors.New("jwks: unknown key id")
+	// ErrUnavailable reports that no usable key set is at hand: none was
+	// fetched yet, or the last good one is older than MaxStale. It is not
+	// the token's fault.
+	ErrUnavailable = errors.New("jwks: keys unavailable")
+)
+
+// FetchError reports a failed discovery or key set fetch.
+type FetchError struct {
+	URL string
+	// StatusCode is the HTTP status, or zero when no response arrived.
+	StatusCode int
+	Err        error
+}
+
+func (e *FetchError) Error() string {
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("jwks: fetch %s: HTTP %d: %v", e.URL, e.StatusCode, e.Err)
+	}
+	return fmt.Sprintf("jwks: fetch %s: %v", e.URL, e.Err)
+}
+
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// Status describes a [Source] for health checks and metrics.
+type Status struct {
+	// Ready reports whether Key can answer: a key set is held and is not
+	// older than MaxStale.
+	Ready bool
+	// URL is the JWKS URL, once known.
+	URL string
+	// KeyIDs are the kids of the usable keys.
+	KeyIDs []string
+	// Skipped are the published keys that could not be used.
+	Skipped []SkippedKey
+	// LastSuccess is when a fetch last succeeded (a 304 counts).
+	LastSuccess time.Time
+	// LastError is the last fetch failure, cleared by a success.
+	LastError error
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time
+	// Fetches counts fetch attempts; Failures counts the failed ones.
+	Fetches, Failures uint64
+	// KidFetches counts fetches caused by an unknown kid.
+	KidFetches uint64
+}
+
+// Age is how long ago the key set was last fetched successfully, or zero
+// before the first success.
+func (st Status) Age(now time.Time) time.Duration {
+	if st.LastSuccess.IsZero() {
+		return 0
+	}
+	return now.Sub(st.LastSuccess)
+}
+
+// Source fetches and refreshes a provider's key set. It is safe for
+// concurrent use. The caller calls Close when done.
+type Source struct {
+	cfg     Config
+	client  *http.Client
+	jwksURL atomic.Pointer[string]
+
+	set         atomic.Pointer[Set]
+	lastSuccess atomic.Int64 // unix nanoseconds; 0 before the first success
+
+	life     context.Context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	started  atomic.Bool
+	readyC   chan struct{}
+	readyOne sync.Once
+
+	mu          sync.Mutex // guards the fields below
+	inflight    *flight
+	lastKidTry  time.Time
+	lastErr     error
+	lastErrAt   time.Time
+	fetches     uint64
+	failures    uint64
+	kidFetches  uint64
+	consecutive int
+}
+
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// NewSource checks cfg and returns a Source. It does no I/O: keys are
+// fetched once [Source.Start] is called.
+func NewSource(cfg Config) (*Source, error) {
+	if cfg.Issuer == "" && cfg.URL == "" {
+		return nil, errors.New("jwks: config needs an Issuer or a URL")
+	}
+	for _, u := range []string{cfg.Issuer, cfg.URL} {
+		if u == "" {
+			continue
+		}
+		if err := checkURL(u, cfg.InsecureAllowHTTP); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.RefreshInterval < 0 || cfg.MinRefetchInterval < 0 || cfg.MaxStale < 0 || cfg.MaxResponseSize < 0 || cfg.MaxKeys < 0 {
+		return nil, errors.New("jwks: config durations and limits must not be negative")
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	if cfg.MinRefetchInterval == 0 {
+		cfg.MinRefetchInterval = DefaultMinRefetchInterval
+	}
+	if cfg.MaxStale == 0 {
+		cfg.MaxStale = DefaultMaxStale
+	}
+	if cfg.MaxResponseSize == 0 {
+		cfg.MaxResponseSize = DefaultMaxResponseSize
+	}
+	if cfg.MaxKeys == 0 {
+		cfg.MaxKeys = DefaultMaxKeys
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{cfg: cfg, client: cfg.HTTPClient, readyC: make(chan struct{})}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: DefaultTimeout}
+	}
+	if cfg.URL != "" {
+		u := cfg.URL
+		s.jwksURL.Store(&u)
+	}
+	s.life, s.stop = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// checkURL requires https, except for loopback hosts or when insecure is set.
+func checkURL(raw string, insecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("jwks: bad URL %q: %w", raw, err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("jwks: URL %q has no host", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if insecure || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("jwks: URL %q uses plain http; use https, or set InsecureAllowHTTP inside a trusted network", raw)
+	}
+	return fmt.Errorf("jwks: URL %q: scheme must be https", raw)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Start begins fetching keys in the background and returns at once, even
+// when the provider is down. Until the first fetch succeeds, [Source.Key]
+// fails with [ErrUnavailable]. Start may be called once.
+func (s *Source) Start() {
+	if !s.started.CompareAndSwap(false, true) {
+		return
+	}
+	s.wg.Add(1)
+	go s.loop()
+}
+
+// Close stops the background refresh and waits for it to end. Keys stay
+// usable from the last snapshot.
+func (s *Source) Close() error {
+	s.stop()
+	s.wg.Wait()
+	return nil
+}
+
+// Ready returns a channel that is closed once the first key set is held.
+func (s *Source) Ready() <-chan struct{} { return s.readyC }
+
+// Key returns the signature key with the given kid. A kid the current set
+// lacks triggers one refetch, shared by concurrent callers and allowed at
+// most once per MinRefetchInterval; a kid still unknown fails with
+// [ErrUnknownKey] at once. Key fails with [ErrUnavailable] while no usable
+// key set is held; it never waits for a scheduled refresh.
+func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
+	set := s.set.Load()
+	if set == nil {
+		return nil, fmt.Errorf("%w: no key set fetched yet", ErrUnavailable)
+	}
+	if s.stale() {
+		return nil, fmt.Errorf("%w: last good key set is older than %v", ErrUnavailable, s.cfg.MaxStale)
+	}
+	if k, ok := set.Lookup(kid); ok {
+		return k, nil
+	}
+	if !s.allowKidFetch() {
+		return nil, fmt.Errorf("%w %q (refetch rate limited)", ErrUnknownKey, kid)
+	}
+	if err := s.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("%w %q (refetch failed: %w)", ErrUnknownKey, kid, err)
+	}
+	if k, ok := s.set.Load().Lookup(kid); ok {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownKey, kid)
+}
+
+// Keys returns the current key set, or nil before the first success.
+func (s *Source) Keys() *Set { return s.set.Load() }
+
+// Refresh fetches the key set now, joining a fetch already under way, and
+// reports its result. It is not rate limited.
+func (s *Source) Refresh(ctx context.Context) error { return s.refresh(ctx) }
+
+// Status returns a snapshot of the source's state.
+func (s *Source) Status() Status {
+	st := Status{Ready: s.set.Load() != nil && !s.stale()}
+	if u := s.jwksURL.Load(); u != nil {
+		st.URL = *u
+	}
+	if set := s.set.Load(); set != nil {
+		for _, k := range set.keys {
+			st.KeyIDs = append(st.KeyIDs, k.ID)
+		}
+		st.Skipped = append(st.Skipped, set.skipped...)
+	}
+	if ns := s.lastSuccess.Load(); ns != 0 {
+		st.LastSuccess = time.Unix(0, ns)
+	}
+	s.mu.Lock()
+	st.LastError, st.LastErrorAt = s.lastErr, s.lastErrAt
+	st.Fetches, st.Failures, st.KidFetches = s.fetches, s.failures, s.kidFetches
+	s.mu.Unlock()
+	return st
+}
+
+func (s *Source) stale() bool {
+	ns := s.lastSuccess.Load()
+	return ns != 0 && s.cfg.Now().Sub(time.Unix(0, ns)) > s.cfg.MaxStale
+}
+
+func (s *Source) allowKidFetch() bool {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight != nil {
+		return true // joining a fetch under way costs the provider nothing
+	}
+	if !s.lastKidTry.IsZero() && now.Sub(s.lastKidTry) < s.cfg.MinRefetchInterval {
+		return false
+	}
+	s.lastKidTry = now
+	s.kidFetches++
+	return true
+}
+
+// refresh runs one fetch, or joins the one under way, and waits for it or
+// for ctx. The fetch itself is bound to the source's life, not to ctx, so
+// that a caller giving up does not fail the others.
+func (s *Source) refresh(ctx context.Context) error {
+	s.mu.Lock()
+	f := s.inflight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		s.inflight = f
+		go s.run(f)
+	}
+	s.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Source) run(f *flight) {
+	err := s.fetch(s.life)
+	now := s.cfg.Now()
+	s.mu.Lock()
+	s.fetches++
+	if err != nil {
+		s.failures++
+		s.consecutive++
+		s.lastErr, s.lastErrAt = err, now
+	} else {
+		s.consecutive = 0
+		s.lastErr = nil
+	}
+	s.inflight = nil
+	s.mu.Unlock()
+	if err != nil {
+		s.cfg.Logger.Warn("jwks refresh failed", "url", s.currentURL(), "error", err)
+		if s.stale() {
+			s.expire()
+		}
+	}
+	f.err = err
+	close(f.done)
+}
+
+// expire drops a key set older than MaxStale: its keys retire, so caches
+// keyed on them empty, and Key fails with ErrUnavailable until a fetch
+// succeeds again.
+func (s *Source) expire() {
+	if old := s.set.Swap(nil); old != nil {
+		s.cfg.Logger.Error("jwks key set expired: older than MaxStale and no refresh succeeded", "max_stale", s.cfg.MaxStale)
+		for _, k := range old.keys {
+			k.retired.Store(true)
+		}
+	}
+}
+
+func (s *Source) currentURL() string {
+	if u := s.jwksURL.Load(); u != nil {
+		return *u
+	}
+	return s.cfg.Issuer
+}
+
+// loop refreshes on the TTL after each success, and with exponential
+// backoff and full jitter after each failure.
+func (s *Source) loop() {
+	defer s.wg.Done()
+	for {
+		err := s.refresh(s.life)
+		if s.life.Err() != nil {
+			return
+		}
+		wait := s.cfg.RefreshInterval
+		if err != nil {
+			wait = s.backoff()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-s.life.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// maxBackoff caps the wait between attempts while fetches fail, so that a
+// source recovers within half a minute of the provider coming back.
+const maxBackoff = 30 * time.Second
+
+// backoff returns the wait before the next attempt after consecutive
+// failures: 1s doubling per failure, capped at RefreshInterval and
+// maxBackoff, with jitter over its upper half so that a fleet does not
+// retry in step.
+func (s *Source) backoff() time.Duration {
+	s.mu.Lock()
+	n := s.consecutive
+	s.mu.Unlock()
+	d := time.Second
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.RefreshInterval, maxBackoff)
+	return d/2 + rand.N(d/2+1)
+}

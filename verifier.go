@@ -1,0 +1,343 @@
+// Package keygate verifies OAuth 2.0 access tokens issued by Keycloak, or
+// by any OpenID Connect provider, locally: the signature against the
+// provider's published keys, then iss, aud, exp, nbf, iat and the token
+// type, with no call to the provider per request. A verified token becomes
+// a [Principal] with Keycloak's roles and scopes.
+//
+// Keys come from package [github.com/keygate/keygate/jwks]; rules that
+// decide what a principal may do live in package authz, and the net/http
+// middleware in package httpauth.
+package keygate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/internal/jose"
+	"github.com/keygate/keygate/jwks"
+)
+
+// Defaults for the zero values of [Config].
+const (
+	DefaultLeeway       = 60 * time.Second
+	DefaultMaxTokenSize = 16 << 10
+	DefaultCacheSize    = 4096
+)
+
+// KeySet finds the key that checks a token's signature. [*jwks.Source]
+// and [*jwks.Set] implement it. Key fails with an error matching
+// [jwks.ErrUnknownKey] when kid is not in the set, and with any other
+// error when keys cannot be had.
+type KeySet interface {
+	Key(ctx context.Context, kid string) (*jwks.Key, error)
+}
+
+// Validator is an extra check on a verified token, such as a tenant
+// check, like Spring's OAuth2TokenValidator. It runs after every built-in
+// check has passed; a non-nil error rejects the token with
+// [ErrInvalidClaims]. Its verdict is cached with the token, so it must
+// depend only on the principal, not on the time or outside state.
+type Validator func(ctx context.Context, p *Principal) error
+
+// Config configures a [Verifier].
+type Config struct {
+	// Issuer is the exact iss tokens must carry, such as
+	// https://keycloak.example.com/realms/myrealm. Required.
+	Issuer string
+
+	// Audiences are the aud values the service accepts: a token must carry
+	// at least one of them. Required unless InsecureSkipAudienceCheck.
+	// Keycloak puts a client in aud only through an audience mapper (or a
+	// client scope holding one); without it, tokens often carry only
+	// "account" or no aud at all. See the README.
+	Audiences []string
+
+	// InsecureSkipAudienceCheck accepts tokens whatever their aud. Any
+	// token the issuer minted for any client then passes, so only use it
+	// when another check (AuthorizedParties, a Validator) tells the
+	// intended tokens apart. NewVerifier logs a warning when it is set.
+	InsecureSkipAudienceCheck bool
+
+	// AuthorizedParties, when set, are the only clients (azp) whose
+	// tokens are accepted.
+	AuthorizedParties []string
+
+	// Keys finds the signature keys, usually a started [*jwks.Source].
+	// Required.
+	Keys KeySet
+
+	// Algorithms is the allowlist of signature algorithms. Nil means every
+	// supported asymmetric algorithm (RS256/384/512, PS256/384/512,
+	// ES256/384/512, EdDSA), each only with a key of its type and, when
+	// the key names an alg, only that alg. "none" and HMAC algorithms are
+	// never accepted.
+	Algorithms []string
+
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Zero means
+	// [DefaultLeeway]; a negative value means none.
+	Leeway time.Duration
+
+	// MaxTokenSize is the largest token accepted, in bytes, checked before
+	// anything is decoded. Zero means [DefaultMaxTokenSize] (16 KiB).
+	MaxTokenSize int
+
+	// AllowUntypedTokens accepts tokens that carry no type at all: neither
+	// a Keycloak typ claim nor an at+jwt header. Providers other than
+	// Keycloak issue such access tokens; so do they ID tokens, which then
+	// can only be told apart by aud.
+	AllowUntypedTokens bool
+
+	// Validators run, in order, after the built-in checks.
+	Validators []Validator
+
+	// Authorities maps scopes and roles to [Principal.Authorities].
+	Authorities Authorities
+
+	// CacheSize bounds the cache of verified tokens, which answers a
+	// repeated token without decoding or signature check until its exp
+	// or until its key leaves the key set. When full, expired entries are
+	// dropped first, then random ones. Zero means [DefaultCacheSize]; a
+	// negative value turns the cache off.
+	CacheSize int
+
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+
+	// Logger receives the warning about a disabled audience check. Nil
+	// means no logging. Verify itself never logs.
+	Logger *slog.Logger
+}
+
+// Verifier checks access tokens. It is safe for concurrent use.
+type Verifier struct {
+	cfg   Config
+	algs  map[string]bool // nil: every supported algorithm
+	auth  Authorities
+	cache *cache
+}
+
+// NewVerifier checks cfg and returns a Verifier. It does no I/O.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("keygate: config needs an Issuer")
+	}
+	if cfg.Keys == nil {
+		return nil, errors.New("keygate: config needs Keys")
+	}
+	if len(cfg.Audiences) == 0 && !cfg.InsecureSkipAudienceCheck {
+		return nil, errors.New("keygate: config needs Audiences; to accept any audience set InsecureSkipAudienceCheck")
+	}
+	if slices.Contains(cfg.Audiences, "") {
+		return nil, errors.New("keygate: Audiences holds an empty string")
+	}
+	v := &Verifier{cfg: cfg, auth: cfg.Authorities.withDefaults()}
+	if cfg.Algorithms != nil {
+		v.algs = make(map[string]bool, len(cfg.Algorithms))
+		for _, a := range cfg.Algorithms {
+			if !jose.Supported(a) {
+				return nil, fmt.Errorf("keygate: algorithm %q is not supported; use one of %s", a, strings.Join(jose.Algorithms(), ", "))
+			}
+			v.algs[a] = true
+		}
+	}
+	if v.cfg.Leeway == 0 {
+		v.cfg.Leeway = DefaultLeeway
+	} else if v.cfg.Leeway < 0 {
+		v.cfg.Leeway = 0
+	}
+	if v.cfg.MaxTokenSize <= 0 {
+		v.cfg.MaxTokenSize = DefaultMaxTokenSize
+	}
+	if v.cfg.Now == nil {
+		v.cfg.Now = time.Now
+	}
+	switch {
+	case cfg.CacheSize == 0:
+		v.cache = newCache(DefaultCacheSize)
+	case cfg.CacheSize > 0:
+		v.cache = newCache(cfg.CacheSize)
+	}
+	if cfg.InsecureSkipAudienceCheck && cfg.Logger != nil {
+		cfg.Logger.Warn("keygate: audience check is off: tokens for any client of the issuer are accepted", "issuer", cfg.Issuer)
+	}
+	return v, nil
+}
+
+// Verify checks raw, a compact JWT access token, and returns the principal
+// it speaks for. Cheap checks run first, the signature last; every error
+// is an [*Error] whose class is told by errors.Is against the Err
+// variables. Only [ErrKeysUnavailable] means the token could not be
+// checked; every other class means it is rejected.
+//
+// ctx bounds the one key refetch an unknown kid may cause.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
+	if raw == "" {
+		return nil, fail(ErrMalformed, "empty token", nil)
+	}
+	if len(raw) > v.cfg.MaxTokenSize {
+		return nil, fail(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the limit of %d", len(raw), v.cfg.MaxTokenSize), nil)
+	}
+	now := v.cfg.Now()
+	if v.cache != nil {
+		if p := v.cache.get(raw, now); p != nil {
+			return p, nil
+		}
+	}
+
+	jws, err := jose.Split(raw)
+	if err != nil {
+		return nil, fail(ErrMalformed, "", err)
+	}
+	var h jose.Header
+	if err := json.Unmarshal(jws.Header, &h); err != nil {
+		return nil, fail(ErrMalformed, "header is not a JSON object", err)
+	}
+	if h.Crit != nil {
+		return nil, fail(ErrMalformed, "header has critical extensions (crit) keygate does not understand", nil)
+	}
+	var c claims
+	if err := json.Unmarshal(jws.Payload, &c); err != nil {
+		return nil, fail(ErrMalformed, "payload is not a JSON object of valid claims", err)
+	}
+	if e := v.checkType(&h, &c); e != nil {
+		return nil, e
+	}
+	if !jose.Supported(h.Alg) || (v.algs != nil && !v.algs[h.Alg]) {
+		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("alg %q is not accepted", h.Alg), nil)
+	}
+	exp, e := v.checkTimes(&c, now)
+	if e != nil {
+		return nil, e
+	}
+	if e := v.checkParties(&c); e != nil {
+		return nil, e
+	}
+
+	key, err := v.cfg.Keys.Key(ctx, h.Kid)
+	if err != nil {
+		return nil, keyError(err)
+	}
+	if key.Algorithm != "" && key.Algorithm != h.Alg {
+		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %q differs from its key's alg %q", h.Alg, key.Algorithm), nil)
+	}
+	if !jose.KeyFits(h.Alg, key.Public) {
+		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %q does not fit its %s key", h.Alg, key.Type), nil)
+	}
+	if err := jose.Verify(h.Alg, key.Public, jws.SigningInput, jws.Signature); err != nil {
+		return nil, fail(ErrBadSignature, "", err)
+	}
+
+	p := c.principal(jws.Payload, v.auth)
+	for _, check := range v.cfg.Validators {
+		if err := check(ctx, p); err != nil {
+			var ke *Error
+			if errors.As(err, &ke) {
+				return nil, ke
+			}
+			return nil, fail(ErrInvalidClaims, "", err)
+		}
+	}
+	if v.cache != nil {
+		v.cache.put(raw, p, key, exp, now)
+	}
+	return p, nil
+}
+
+// checkType accepts Keycloak access tokens (typ claim "Bearer") and RFC
+// 9068 access tokens (header typ "at+jwt"), and refuses every other token
+// Keycloak issues: ID, refresh, offline and logout tokens.
+func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
+	switch ht := strings.ToLower(h.Typ); ht {
+	case "", "jwt":
+	case "at+jwt", "application/at+jwt":
+		if c.Typ == "" || c.Typ == "Bearer" {
+			return v.checkBinding(c)
+		}
+	default:
+		return fail(ErrWrongTokenType, fmt.Sprintf("header typ %q is not an access token type", h.Typ), nil)
+	}
+	switch c.Typ {
+	case "Bearer":
+		return v.checkBinding(c)
+	case "":
+		if v.cfg.AllowUntypedTokens {
+			return v.checkBinding(c)
+		}
+		return fail(ErrWrongTokenType, "token has no type: want typ \"Bearer\" or header typ \"at+jwt\"", nil)
+	case "ID":
+		return fail(ErrWrongTokenType, "an ID token is not an access token", nil)
+	case "Refresh", "Offline":
+		return fail(ErrWrongTokenType, "a refresh token is not an access token", nil)
+	case "Logout":
+		return fail(ErrWrongTokenType, "a logout token is not an access token", nil)
+	}
+	return fail(ErrWrongTokenType, fmt.Sprintf("typ %q is not an access token type", c.Typ), nil)
+}
+
+// checkBinding refuses sender-constrained tokens (RFC 9449 DPoP, RFC 8705
+// mTLS): presented as plain bearer tokens, their holder proved nothing.
+func (v *Verifier) checkBinding(c *claims) *Error {
+	if _, ok := c.Cnf["jkt"]; ok {
+		return fail(ErrWrongTokenType, "a DPoP-bound token was presented as a bearer token", nil)
+	}
+	if _, ok := c.Cnf["x5t#S256"]; ok {
+		return fail(ErrWrongTokenType, "a certificate-bound token was presented as a bearer token", nil)
+	}
+	return nil
+}
+
+func (v *Verifier) checkTimes(c *claims, now time.Time) (time.Time, *Error) {
+	if c.Exp == nil {
+		return time.Time{}, fail(ErrInvalidClaims, "token has no exp", nil)
+	}
+	exp, err := numericDate("exp", c.Exp)
+	if err != nil {
+		return time.Time{}, fail(ErrMalformed, "", err)
+	}
+	nbf, err := numericDate("nbf", c.Nbf)
+	if err != nil {
+		return time.Time{}, fail(ErrMalformed, "", err)
+	}
+	iat, err := numericDate("iat", c.Iat)
+	if err != nil {
+		return time.Time{}, fail(ErrMalformed, "", err)
+	}
+	leeway := v.cfg.Leeway
+	if !now.Before(exp.Add(leeway)) {
+		return time.Time{}, fail(ErrExpired, "expired at "+exp.UTC().Format(time.RFC3339), nil)
+	}
+	if !nbf.IsZero() && now.Add(leeway).Before(nbf) {
+		return time.Time{}, fail(ErrNotYetValid, "not before "+nbf.UTC().Format(time.RFC3339), nil)
+	}
+	if !iat.IsZero() && now.Add(leeway).Before(iat) {
+		return time.Time{}, fail(ErrNotYetValid, "issued in the future, at "+iat.UTC().Format(time.RFC3339), nil)
+	}
+	return exp, nil
+}
+
+func (v *Verifier) checkParties(c *claims) *Error {
+	if c.Iss != v.cfg.Issuer {
+		return fail(ErrWrongIssuer, fmt.Sprintf("iss %q, want %q", c.Iss, v.cfg.Issuer), nil)
+	}
+	if !v.cfg.InsecureSkipAudienceCheck && !slices.ContainsFunc(c.Aud, func(a string) bool {
+		return slices.Contains(v.cfg.Audiences, a)
+	}) {
+		return fail(ErrWrongAudience, fmt.Sprintf("aud %q holds none of %q", []string(c.Aud), v.cfg.Audiences), nil)
+	}
+	if len(v.cfg.AuthorizedParties) > 0 {
+		azp := c.Azp
+		if azp == "" {
+			azp = c.ClientID
+		}
+		if !slices.Contains(v.cfg.AuthorizedParties, azp) {
+			return fail(ErrWrongAudience, fmt.Sprintf("azp %q is not an authorized party", azp), nil)
+		}
+	}
+	return nil
+}
