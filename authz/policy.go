@@ -1,0 +1,182 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Rule is one entry of [Rules]: the requests it covers, by method and
+// path, and what their callers must satisfy. It is Spring's
+// requestMatchers(method, pattern).access(requirement).
+type Rule struct {
+	// Methods are the HTTP methods the rule covers, such as "GET". Nil or
+	// empty means every method. [Compile] upper-cases them and accepts
+	// the methods of RFC 9110, PATCH and those of WebDAV (RFC 4918). As
+	// in net/http.ServeMux, GET covers HEAD too; request methods are
+	// otherwise compared exactly, so "get" is not GET.
+	Methods []string
+
+	// Path is the pattern of the request paths the rule covers. See the
+	// package documentation for its syntax.
+	Path string
+
+	// Require is what a caller must satisfy. The zero Requirement denies
+	// everyone.
+	Require Requirement
+}
+
+// Rules are ordered rules and a default, the source of a [Policy]. The
+// first rule that matches a request decides it; when none does, Default
+// does. The zero Rules denies every request.
+//
+// Rules can be read from YAML (see [Rules.UnmarshalYAML]), on their own
+// with [ParseYAML] or as a field of a larger configuration.
+type Rules struct {
+	// Rules are tried in order.
+	Rules []Rule
+
+	// Default applies to requests no rule matches. The zero Requirement
+	// denies them; [Authenticated] lets any caller with a verified token
+	// through.
+	Default Requirement
+}
+
+// Policy is compiled [Rules], ready to match requests. It is immutable
+// and safe for concurrent use. A nil *Policy denies every request.
+type Policy struct {
+	rules []compiled
+	def   Requirement
+	src   Rules
+}
+
+type compiled struct {
+	methods []string // nil: every method
+	path    pattern
+	req     Requirement
+}
+
+// Compile checks r and compiles it into a [Policy]. Errors name the index
+// of the faulty rule, counted from 0, and what is wrong with it: a path
+// pattern that is not valid, a method that is not one, a requirement that
+// names nothing (such as Role("") or AllOf()). Compile keeps no reference
+// to r's slices.
+func Compile(r Rules) (*Policy, error) {
+	p := &Policy{
+		rules: make([]compiled, 0, len(r.Rules)),
+		def:   r.Default,
+		src:   Rules{Rules: make([]Rule, 0, len(r.Rules)), Default: r.Default},
+	}
+	for i, rule := range r.Rules {
+		pat, err := parsePattern(rule.Path)
+		if err != nil {
+			return nil, fmt.Errorf("authz: rule %d: path %q %w", i, rule.Path, err)
+		}
+		methods, err := normalizeMethods(rule.Methods)
+		if err != nil {
+			return nil, fmt.Errorf("authz: rule %d (%s): %w", i, rule.Path, err)
+		}
+		if err := rule.Require.validate(); err != nil {
+			return nil, fmt.Errorf("authz: rule %d (%s): %w", i, rule.Path, err)
+		}
+		c := compiled{path: pat, req: rule.Require}
+		if len(methods) > 0 {
+			c.methods = methods
+			if slices.Contains(methods, "GET") && !slices.Contains(methods, "HEAD") {
+				c.methods = append(slices.Clip(methods), "HEAD")
+			}
+		}
+		p.rules = append(p.rules, c)
+		p.src.Rules = append(p.src.Rules, Rule{Methods: methods, Path: rule.Path, Require: rule.Require})
+	}
+	if err := r.Default.validate(); err != nil {
+		return nil, fmt.Errorf("authz: default: %w", err)
+	}
+	return p, nil
+}
+
+// Match returns the requirement for a request, and the index in
+// [Rules.Rules] of the rule that supplied it, or -1 for the default.
+// An empty method is GET, as in net/http.
+//
+// path is the request's path, such as r.URL.Path, already cleaned: it
+// starts with "/" and holds no "//", "." or ".." segments. Match compares
+// it byte for byte, with no unescaping or cleaning of its own; a path
+// that does not start with "/" matches no rule.
+//
+// Match does not allocate.
+func (p *Policy) Match(method, path string) (req Requirement, rule int) {
+	if p == nil {
+		return Requirement{}, -1
+	}
+	if method == "" {
+		method = "GET"
+	}
+	for i := range p.rules {
+		c := &p.rules[i]
+		if c.methods != nil && !slices.Contains(c.methods, method) {
+			continue
+		}
+		if c.path.match(path) {
+			return c.req, i
+		}
+	}
+	return p.def, -1
+}
+
+// Rules returns the rules p was compiled from, with their methods
+// upper-cased. The result is a copy that the caller may modify. A nil
+// *Policy returns the zero Rules.
+func (p *Policy) Rules() Rules {
+	if p == nil {
+		return Rules{}
+	}
+	r := Rules{Rules: slices.Clone(p.src.Rules), Default: p.src.Default}
+	for i := range r.Rules {
+		r.Rules[i].Methods = slices.Clone(r.Rules[i].Methods)
+	}
+	return r
+}
+
+// normalizeMethods upper-cases methods, checks them and drops duplicates.
+// It returns nil for none.
+func normalizeMethods(methods []string) ([]string, error) {
+	var out []string
+	for _, m := range methods {
+		n, err := normalizeMethod(m)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func normalizeMethod(m string) (string, error) {
+	switch {
+	case m == "":
+		return "", errors.New("empty method")
+	case m == "*" || strings.EqualFold(m, "ANY") || strings.EqualFold(m, "ALL"):
+		return "", fmt.Errorf("method %q is not a method; leave methods out to cover every method", m)
+	case !isLetters(m):
+		return "", fmt.Errorf("method %q is not a method: methods are letters only", m)
+	}
+	u := strings.ToUpper(m)
+	known := knownMethods()
+	if !slices.Contains(known, u) {
+		return "", fmt.Errorf("unknown method %q%s", m, didYouMean(u, known, nil))
+	}
+	return u, nil
+}
+
+// knownMethods returns the methods a rule may name: RFC 9110's, PATCH
+// (RFC 5789), and WebDAV's (RFC 4918).
+func knownMethods() []string {
+	return []string{
+		"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+		"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK",
+	}
+}
