@@ -1,0 +1,86 @@
+package keygate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/keycloaktest"
+)
+
+// The whole setup of a service: a key source for the realm, started once,
+// and a verifier that requires the service's audience.
+func Example() {
+	// A local Keycloak-compatible issuer stands in for the real one.
+	idp, err := keycloaktest.NewServer(keycloaktest.Config{
+		Realm: "shop",
+		Clients: []keycloaktest.Client{{
+			ID: "worker", Secret: "s", ServiceAccount: true,
+			Audiences:                []string{"orders-api"},
+			ServiceAccountRealmRoles: []string{"user"},
+		}},
+		OmitDefaultRoles: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer idp.Close()
+
+	keys, err := jwks.NewSource(jwks.Config{Issuer: idp.Issuer()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	keys.Start() // fetches in the background; never blocks
+	defer keys.Close()
+	<-keys.Ready()
+
+	v, err := keygate.NewVerifier(keygate.Config{
+		Issuer:    idp.Issuer(),
+		Audiences: []string{"orders-api"},
+		Keys:      keys,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	token, err := idp.MintToken(keycloaktest.Token{}) // what a client would send
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := v.Verify(context.Background(), token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Username, p.Client, p.RealmRoles, p.HasRole("user"))
+	// Output: service-account-worker worker [user] true
+}
+
+// Errors tell a rejected token (401) from one that cannot be checked now
+// (503), and name what failed.
+func ExampleVerifier_Verify_errors() {
+	idp, err := keycloaktest.NewServer(keycloaktest.Config{
+		Clients: []keycloaktest.Client{{ID: "worker", Secret: "s", ServiceAccount: true, Audiences: []string{"orders-api"}}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer idp.Close()
+	keys, _ := jwks.NewSource(jwks.Config{URL: idp.JWKSURL()})
+	defer keys.Close()
+	keys.Refresh(context.Background())
+	v, _ := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: keys})
+
+	idToken, _ := idp.MintToken(keycloaktest.Token{Claims: map[string]any{"typ": "ID"}})
+	_, err = v.Verify(context.Background(), idToken)
+	var e *keygate.Error
+	if errors.As(err, &e) {
+		fmt.Println(errors.Is(err, keygate.ErrWrongTokenType), errors.Is(err, keygate.ErrKeysUnavailable))
+		fmt.Println(e.Description())
+	}
+	// Output:
+	// true false
+	// wrong token type
+}

@@ -1,0 +1,519 @@
+package keygate_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/keycloaktest"
+)
+
+// realm is the test realm most tests use: an API client, a service
+// client with roles, a CLI with password grant, per-algorithm clients.
+func realm() keycloaktest.Config {
+	cfg := keycloaktest.Config{
+		Realm: "shop",
+		Clients: []keycloaktest.Client{
+			{ID: "orders-api"},
+			{ID: "worker", Secret: "worker-secret", ServiceAccount: true, Audiences: []string{"orders-api"},
+				ServiceAccountRealmRoles: []string{"user"}, ServiceAccountClientRoles: map[string][]string{"orders-api": {"reader"}}},
+			{ID: "cli", DirectAccessGrants: true, Audiences: []string{"orders-api"}},
+			{ID: "stranger", Secret: "s", ServiceAccount: true},
+		},
+		Users: []keycloaktest.User{{
+			Username: "alice", Password: "alice", Email: "alice@example.com", EmailVerified: true,
+			FirstName: "Alice", LastName: "Liddell", RealmRoles: []string{"user"},
+			ClientRoles: map[string][]string{"orders-api": {"reader", "writer"}}, Groups: []string{"/staff"},
+		}},
+	}
+	for _, alg := range []string{"RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"} {
+		cfg.Clients = append(cfg.Clients, keycloaktest.Client{ID: "svc-" + alg, Secret: "s", ServiceAccount: true,
+			Audiences: []string{"orders-api"}, Algorithm: alg})
+	}
+	return cfg
+}
+
+// countingKeys counts key lookups, to tell cache hits from full checks.
+type countingKeys struct {
+	keygate.KeySet
+	n atomic.Int32
+}
+
+func (c *countingKeys) Key(ctx context.Context, kid string) (*jwks.Key, error) {
+	c.n.Add(1)
+	return c.KeySet.Key(ctx, kid)
+}
+
+type fixture struct {
+	idp  *keycloaktest.Server
+	src  *jwks.Source
+	keys *countingKeys
+	v    *keygate.Verifier
+	now  atomic.Int64
+}
+
+func (f *fixture) Now() time.Time          { return time.Unix(0, f.now.Load()) }
+func (f *fixture) advance(d time.Duration) { f.now.Add(int64(d)) }
+
+func newFixture(t *testing.T, edit func(*keygate.Config)) *fixture {
+	t.Helper()
+	f := &fixture{}
+	f.now.Store(time.Now().UnixNano())
+	cfg := realm()
+	cfg.Now = f.Now
+	f.idp = keycloaktest.New(t, cfg)
+	src, err := jwks.NewSource(jwks.Config{Issuer: f.idp.Issuer(), Now: f.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	if err := src.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.src = src
+	f.keys = &countingKeys{KeySet: src}
+	vc := keygate.Config{Issuer: f.idp.Issuer(), Audiences: []string{"orders-api"}, Keys: f.keys, Now: f.Now}
+	if edit != nil {
+		edit(&vc)
+	}
+	if f.v, err = keygate.NewVerifier(vc); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) mint(t *testing.T, tok keycloaktest.Token) string {
+	t.Helper()
+	if tok.Client == "" {
+		tok.Client = "worker"
+	}
+	return f.idp.MustMint(t, tok)
+}
+
+// grant calls the test issuer's token endpoint.
+func grant(t *testing.T, idp *keycloaktest.Server, form url.Values) map[string]any {
+	t.Helper()
+	resp, err := idp.Client().PostForm(idp.TokenURL(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("token endpoint: %d %v %v", resp.StatusCode, out, err)
+	}
+	return out
+}
+
+func TestVerify(t *testing.T) {
+	f := newFixture(t, nil)
+	rsKid := f.idp.ActiveKeyID("RS256")
+	esKid := f.idp.ActiveKeyID("ES256")
+	now := f.Now()
+
+	jkuHits := atomic.Int32{}
+	jku := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { jkuHits.Add(1) }))
+	defer jku.Close()
+
+	tamper := func(tok string) string {
+		parts := strings.Split(tok, ".")
+		payload, _ := jsonB64Decode(parts[1])
+		payload["preferred_username"] = "mallory"
+		parts[1] = jsonB64Encode(payload)
+		return strings.Join(parts, ".")
+	}
+	swapSignature := func(tok, other string) string {
+		return tok[:strings.LastIndexByte(tok, '.')] + other[strings.LastIndexByte(other, '.'):]
+	}
+	valid := f.mint(t, keycloaktest.Token{})
+	otherValid := f.mint(t, keycloaktest.Token{Claims: map[string]any{"jti": "other"}})
+
+	tests := []struct {
+		name string
+		tok  string
+		want error // nil means valid
+	}{
+		{"valid RS256", valid, nil},
+		{"exp just past, inside leeway", f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": now.Add(-30 * time.Second)}}), nil},
+		{"aud as a string", f.mint(t, keycloaktest.Token{Claims: map[string]any{"aud": "orders-api"}}), nil},
+		{"aud list holding ours", f.mint(t, keycloaktest.Token{Claims: map[string]any{"aud": []string{"account", "orders-api"}}}), nil},
+		{"RFC 9068 at+jwt", f.mint(t, keycloaktest.Token{Header: map[string]any{"typ": "at+jwt"}, Claims: map[string]any{"typ": nil}}), nil},
+		{"RFC 9068 application/at+jwt", f.mint(t, keycloaktest.Token{Header: map[string]any{"typ": "application/at+jwt"}}), nil},
+		{"jku is never fetched", f.mint(t, keycloaktest.Token{Header: map[string]any{"jku": jku.URL, "x5u": jku.URL}}), nil},
+		{"fractional exp", f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": float64(now.Unix()) + 100.5}}), nil},
+
+		{"empty", "", keygate.ErrMalformed},
+		{"garbage", "not-a-token", keygate.ErrMalformed},
+		{"two parts", "eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfQ", keygate.ErrMalformed},
+		{"padding", valid + "=", keygate.ErrMalformed},
+		{"header not JSON", "bm90LWpzb24." + strings.SplitN(valid, ".", 2)[1], keygate.ErrMalformed},
+		{"oversized", valid + strings.Repeat("A", 17<<10), keygate.ErrMalformed},
+		{"crit header", f.mint(t, keycloaktest.Token{Header: map[string]any{"crit": []string{"exp"}, "exp": 1}}), keygate.ErrMalformed},
+		{"exp as string", f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": "tomorrow"}}), keygate.ErrMalformed},
+		{"sub as number", f.mint(t, keycloaktest.Token{Claims: map[string]any{"sub": 42}}), keygate.ErrMalformed},
+		{"aud as number", f.mint(t, keycloaktest.Token{Claims: map[string]any{"aud": 7}}), keygate.ErrMalformed},
+		{"negative exp", f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": -5}}), keygate.ErrMalformed},
+
+		{"alg none", f.mint(t, keycloaktest.Token{Algorithm: keycloaktest.AlgNone}), keygate.ErrUnsupportedAlgorithm},
+		{"HS256 keyed with the RSA public key", f.mint(t, keycloaktest.Token{Algorithm: "HS256", KeyID: rsKid}), keygate.ErrUnsupportedAlgorithm},
+		{"PS256 with a key published for RS256", f.mint(t, keycloaktest.Token{Algorithm: "PS256", KeyID: rsKid}), keygate.ErrUnsupportedAlgorithm},
+		{"RS256 header naming an EC key", f.mint(t, keycloaktest.Token{Header: map[string]any{"kid": esKid}}), keygate.ErrUnsupportedAlgorithm},
+
+		{"unknown kid", f.mint(t, keycloaktest.Token{Header: map[string]any{"kid": "no-such-key"}}), keygate.ErrUnknownKey},
+		{"tampered payload", tamper(valid), keygate.ErrBadSignature},
+		{"signature of another token", swapSignature(valid, otherValid), keygate.ErrBadSignature},
+
+		{"expired", f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": now.Add(-2 * time.Minute)}}), keygate.ErrExpired},
+		{"nbf in the future", f.mint(t, keycloaktest.Token{Claims: map[string]any{"nbf": now.Add(5 * time.Minute)}}), keygate.ErrNotYetValid},
+		{"iat in the future", f.mint(t, keycloaktest.Token{Claims: map[string]any{"iat": now.Add(5 * time.Minute)}}), keygate.ErrNotYetValid},
+		{"no exp", f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": nil}}), keygate.ErrInvalidClaims},
+
+		{"other issuer", f.mint(t, keycloaktest.Token{Claims: map[string]any{"iss": "https://evil.example.com/realms/shop"}}), keygate.ErrWrongIssuer},
+		{"issuer with trailing slash", f.mint(t, keycloaktest.Token{Claims: map[string]any{"iss": f.idp.Issuer() + "/"}}), keygate.ErrWrongIssuer},
+		{"client without audience mapper", f.mint(t, keycloaktest.Token{Client: "stranger"}), keygate.ErrWrongAudience},
+		{"no aud", f.mint(t, keycloaktest.Token{Claims: map[string]any{"aud": nil}}), keygate.ErrWrongAudience},
+		{"empty aud list", f.mint(t, keycloaktest.Token{Claims: map[string]any{"aud": []string{}}}), keygate.ErrWrongAudience},
+
+		{"ID token", f.mint(t, keycloaktest.Token{Claims: map[string]any{"typ": "ID"}}), keygate.ErrWrongTokenType},
+		{"refresh token", f.mint(t, keycloaktest.Token{Claims: map[string]any{"typ": "Refresh"}}), keygate.ErrWrongTokenType},
+		{"offline token", f.mint(t, keycloaktest.Token{Claims: map[string]any{"typ": "Offline"}}), keygate.ErrWrongTokenType},
+		{"logout token", f.mint(t, keycloaktest.Token{Claims: map[string]any{"typ": "Logout"}}), keygate.ErrWrongTokenType},
+		{"no type", f.mint(t, keycloaktest.Token{Claims: map[string]any{"typ": nil}}), keygate.ErrWrongTokenType},
+		{"at+jwt header with ID typ", f.mint(t, keycloaktest.Token{Header: map[string]any{"typ": "at+jwt"}, Claims: map[string]any{"typ": "ID"}}), keygate.ErrWrongTokenType},
+		{"DPoP proof as token", f.mint(t, keycloaktest.Token{Header: map[string]any{"typ": "dpop+jwt"}}), keygate.ErrWrongTokenType},
+		{"DPoP-bound token", f.mint(t, keycloaktest.Token{Claims: map[string]any{"cnf": map[string]string{"jkt": "abc"}}}), keygate.ErrWrongTokenType},
+		{"mTLS-bound token", f.mint(t, keycloaktest.Token{Claims: map[string]any{"cnf": map[string]string{"x5t#S256": "abc"}}}), keygate.ErrWrongTokenType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := f.v.Verify(context.Background(), tt.tok)
+			if tt.want == nil {
+				if err != nil || p == nil {
+					t.Fatalf("Verify() = %v, %v; want a principal", p, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify() error = %v; want %v", err, tt.want)
+			}
+			if p != nil {
+				t.Errorf("Verify() returned a principal with error %v", err)
+			}
+			var ke *keygate.Error
+			if !errors.As(err, &ke) || ke.Description() == "" || strings.Contains(ke.Description(), ".") {
+				t.Errorf("error %v is not a *keygate.Error with a token-free description", err)
+			}
+		})
+	}
+	if jkuHits.Load() != 0 {
+		t.Errorf("jku/x5u URL fetched %d times; want never", jkuHits.Load())
+	}
+}
+
+func TestVerifyEveryAlgorithm(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, alg := range []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			client := "svc-" + alg
+			if alg == "RS256" {
+				client = "worker"
+			}
+			tok := grant(t, f.idp, url.Values{"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secretOf(client)}})["access_token"].(string)
+			if h, _ := jsonB64Decode(strings.Split(tok, ".")[0]); h["alg"] != alg {
+				t.Fatalf("token alg = %v; want %s", h["alg"], alg)
+			}
+			p, err := f.v.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatalf("Verify(%s token) = %v", alg, err)
+			}
+			if p.Client != client || !p.ServiceAccount() {
+				t.Errorf("principal client %q service account %v; want %q, true", p.Client, p.ServiceAccount(), client)
+			}
+		})
+	}
+}
+
+func secretOf(client string) string {
+	if client == "worker" {
+		return "worker-secret"
+	}
+	return "s"
+}
+
+func TestAlgorithmAllowlist(t *testing.T) {
+	f := newFixture(t, func(c *keygate.Config) { c.Algorithms = []string{"ES256"} })
+	if _, err := f.v.Verify(context.Background(), f.mint(t, keycloaktest.Token{})); !errors.Is(err, keygate.ErrUnsupportedAlgorithm) {
+		t.Errorf("RS256 token with allowlist [ES256]: %v; want ErrUnsupportedAlgorithm", err)
+	}
+	if _, err := f.v.Verify(context.Background(), f.mint(t, keycloaktest.Token{Client: "svc-ES256"})); err != nil {
+		t.Errorf("ES256 token with allowlist [ES256]: %v", err)
+	}
+}
+
+func TestPasswordGrantTokens(t *testing.T) {
+	f := newFixture(t, func(c *keygate.Config) {
+		c.Authorities = keygate.Authorities{RoleClients: []string{"orders-api"}}
+	})
+	resp := grant(t, f.idp, url.Values{"grant_type": {"password"}, "client_id": {"cli"}, "username": {"alice"}, "password": {"alice"}, "scope": {"openid"}})
+	ctx := context.Background()
+
+	p, err := f.v.Verify(ctx, resp["access_token"].(string))
+	if err != nil {
+		t.Fatalf("Verify(access token) = %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Subject", p.Subject, f.idp.Subject("alice")},
+		{"Username", p.Username, "alice"},
+		{"Email", p.Email, "alice@example.com"},
+		{"Name", p.Name, "Alice Liddell"},
+		{"GivenName", p.GivenName, "Alice"},
+		{"Client", p.Client, "cli"},
+		{"SessionID set", p.SessionID != "", true},
+		{"Issuer", p.Issuer, f.idp.Issuer()},
+		{"RealmRoles has user", slices.Contains(p.RealmRoles, "user"), true},
+		{"ClientRoles", p.ClientRoles["orders-api"], []string{"reader", "writer"}},
+		{"Scopes has profile", slices.Contains(p.Scopes, "profile"), true},
+		{"Groups", p.Groups, []string{"/staff"}},
+		{"ServiceAccount", p.ServiceAccount(), false},
+		{"HasRole(user)", p.HasRole("user"), true},
+		{"HasRole(writer) via RoleClients", p.HasRole("writer"), true},
+		{"HasRole(admin)", p.HasRole("admin"), false},
+		{"HasAnyRole(admin, user)", p.HasAnyRole("admin", "user"), true},
+		{"HasClientRole(orders-api, writer)", p.HasClientRole("orders-api", "writer"), true},
+		{"HasClientRole(other, writer)", p.HasClientRole("other", "writer"), false},
+		{"HasScope(email)", p.HasScope("email"), true},
+		{"HasAuthority(ROLE_user)", p.HasAuthority("ROLE_user"), true},
+		{"HasAuthority(SCOPE_email)", p.HasAuthority("SCOPE_email"), true},
+		{"HasAuthority(ROLE_writer)", p.HasAuthority("ROLE_writer"), true},
+		{"ExpiresAt", p.ExpiresAt.Unix(), f.Now().Add(5 * time.Minute).Unix()},
+	}
+	for _, c := range checks {
+		if !equal(c.got, c.want) {
+			t.Errorf("%s = %v; want %v", c.name, c.got, c.want)
+		}
+	}
+	var verified bool
+	if ok, err := p.Claim("email_verified", &verified); !ok || err != nil || !verified {
+		t.Errorf("Claim(email_verified) = %v, %v, %v; want true", ok, err, verified)
+	}
+	var n int
+	if ok, err := p.Claim("email", &n); !ok || err == nil {
+		t.Errorf("Claim(email) into an int = %v, %v; want a decode error", ok, err)
+	}
+	if ok, _ := p.Claim("absent", &n); ok {
+		t.Error("Claim(absent) reported true")
+	}
+
+	for _, name := range []string{"id_token", "refresh_token"} {
+		if _, err := f.v.Verify(ctx, resp[name].(string)); !errors.Is(err, keygate.ErrWrongTokenType) {
+			t.Errorf("Verify(%s) = %v; want ErrWrongTokenType", name, err)
+		}
+	}
+}
+
+func equal(a, b any) bool {
+	if as, ok := a.([]string); ok {
+		bs, ok := b.([]string)
+		return ok && slices.Equal(as, bs)
+	}
+	return a == b
+}
+
+func TestCache(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	tok := f.mint(t, keycloaktest.Token{})
+	p1, err := f.v.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookups := f.keys.n.Load()
+	p2, err := f.v.Verify(ctx, tok)
+	if err != nil || p2 != p1 {
+		t.Fatalf("second Verify() = %p, %v; want the cached principal %p", p2, err, p1)
+	}
+	if f.keys.n.Load() != lookups {
+		t.Error("a cache hit looked up the key")
+	}
+
+	t.Run("ends at exp", func(t *testing.T) {
+		tok := f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": f.Now().Add(time.Minute)}})
+		if _, err := f.v.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		f.advance(90 * time.Second) // past exp, inside the leeway: checked again, still valid
+		before := f.keys.n.Load()
+		if _, err := f.v.Verify(ctx, tok); err != nil {
+			t.Fatalf("Verify() inside leeway = %v", err)
+		}
+		if f.keys.n.Load() == before {
+			t.Error("an entry past its exp answered from the cache")
+		}
+		f.advance(time.Minute)
+		if _, err := f.v.Verify(ctx, tok); !errors.Is(err, keygate.ErrExpired) {
+			t.Errorf("Verify() past exp and leeway = %v; want ErrExpired", err)
+		}
+	})
+
+	t.Run("ends when the key leaves the set", func(t *testing.T) {
+		tok := f.mint(t, keycloaktest.Token{})
+		if _, err := f.v.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.idp.AddKey("RS256"); err != nil {
+			t.Fatal(err)
+		}
+		f.idp.RemoveKey(keyOf(t, tok))
+		if err := f.src.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.v.Verify(ctx, tok); !errors.Is(err, keygate.ErrUnknownKey) {
+			t.Errorf("Verify() after its key was removed = %v; want ErrUnknownKey", err)
+		}
+	})
+
+	t.Run("off", func(t *testing.T) {
+		g := newFixture(t, func(c *keygate.Config) { c.CacheSize = -1 })
+		tok := g.mint(t, keycloaktest.Token{})
+		for range 3 {
+			if _, err := g.v.Verify(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := g.keys.n.Load(); n != 3 {
+			t.Errorf("key lookups with the cache off = %d; want 3", n)
+		}
+	})
+
+	t.Run("bounded", func(t *testing.T) {
+		g := newFixture(t, func(c *keygate.Config) { c.CacheSize = 128 })
+		toks := make([]string, 600)
+		for i := range toks {
+			toks[i] = g.mint(t, keycloaktest.Token{Client: "svc-EdDSA"})
+			if _, err := g.v.Verify(ctx, toks[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := keygate.CacheLen(g.v); n > 128 || n < 64 {
+			t.Errorf("cache holds %d entries after 600 tokens; want at most 128 (and not emptied)", n)
+		}
+	})
+}
+
+func keyOf(t *testing.T, tok string) string {
+	t.Helper()
+	h, err := jsonB64Decode(strings.Split(tok, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h["kid"].(string)
+}
+
+type tenantError struct{ tenant string }
+
+func (e *tenantError) Error() string { return "tenant " + e.tenant + " not served here" }
+
+func TestValidators(t *testing.T) {
+	f := newFixture(t, func(c *keygate.Config) {
+		c.Validators = []keygate.Validator{func(_ context.Context, p *keygate.Principal) error {
+			var tenant string
+			if _, err := p.Claim("tenant", &tenant); err != nil {
+				return err
+			}
+			if tenant != "acme" {
+				return &tenantError{tenant}
+			}
+			return nil
+		}}
+	})
+	ctx := context.Background()
+	if _, err := f.v.Verify(ctx, f.mint(t, keycloaktest.Token{Claims: map[string]any{"tenant": "acme"}})); err != nil {
+		t.Errorf("Verify(acme) = %v", err)
+	}
+	_, err := f.v.Verify(ctx, f.mint(t, keycloaktest.Token{Claims: map[string]any{"tenant": "globex"}}))
+	var te *tenantError
+	if !errors.Is(err, keygate.ErrInvalidClaims) || !errors.As(err, &te) || te.tenant != "globex" {
+		t.Errorf("Verify(globex) = %v; want ErrInvalidClaims wrapping *tenantError", err)
+	}
+}
+
+func TestKeysUnavailable(t *testing.T) {
+	idp := keycloaktest.New(t, realm())
+	idp.SetFault(keycloaktest.EndpointDiscovery, &keycloaktest.Fault{Status: 503})
+	src, err := jwks.NewSource(jwks.Config{Issuer: idp.Issuer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	src.Start()
+	v, err := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := idp.MustMint(t, keycloaktest.Token{Client: "worker"})
+	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, keygate.ErrKeysUnavailable) || !errors.Is(err, jwks.ErrUnavailable) {
+		t.Fatalf("Verify() with the provider down = %v; want ErrKeysUnavailable", err)
+	}
+	idp.SetFault(keycloaktest.EndpointDiscovery, nil)
+	select {
+	case <-src.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("source did not recover")
+	}
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Errorf("Verify() after recovery = %v", err)
+	}
+}
+
+func TestNewVerifierChecksConfig(t *testing.T) {
+	keys := jwks.StaticSet()
+	tests := []struct {
+		name string
+		cfg  keygate.Config
+		want string
+	}{
+		{"valid", keygate.Config{Issuer: "https://i", Audiences: []string{"a"}, Keys: keys}, ""},
+		{"no issuer", keygate.Config{Audiences: []string{"a"}, Keys: keys}, "needs an Issuer"},
+		{"no keys", keygate.Config{Issuer: "https://i", Audiences: []string{"a"}}, "needs Keys"},
+		{"no audience", keygate.Config{Issuer: "https://i", Keys: keys}, "InsecureSkipAudienceCheck"},
+		{"audience check off", keygate.Config{Issuer: "https://i", Keys: keys, InsecureSkipAudienceCheck: true}, ""},
+		{"empty audience", keygate.Config{Issuer: "https://i", Audiences: []string{""}, Keys: keys}, "empty string"},
+		{"HS256 allowed", keygate.Config{Issuer: "https://i", Audiences: []string{"a"}, Keys: keys, Algorithms: []string{"HS256"}}, "not supported"},
+		{"none allowed", keygate.Config{Issuer: "https://i", Audiences: []string{"a"}, Keys: keys, Algorithms: []string{"none"}}, "not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := keygate.NewVerifier(tt.cfg)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("NewVerifier() = %v; want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSkipAudienceCheck(t *testing.T) {
+	f := newFixture(t, func(c *keygate.Config) {
+		c.Audiences, c.InsecureSkipAudienceCheck = nil, true
+		c.AuthorizedParties = []string{"stranger"}
+	})
+	ctx := context.Background()
+	if _, err := f.v.Verify(ctx, f.mint(t, keycloaktest.Token{Client: "stranger"})); err != nil {
+		t.Errorf("Verify(stranger) with audience check off = %v", err)
+	}
+	if _, err := f.v.Verify(ctx, f.mint(t, keycloaktest.Token{Client: "worker"})); !errors.Is(err, keygate.ErrWrongAudience) {
+		t.Errorf("Verify(worker) not in AuthorizedParties = %v; want ErrWrongAudience", err)
+	}
+}
