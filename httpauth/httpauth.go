@@ -1,0 +1,439 @@
+// Package httpauth is net/http middleware that authenticates requests by
+// their OAuth 2.0 bearer token (RFC 6750) with a [keygate.Verifier] and
+// authorizes them with an [authz.Policy].
+//
+// Answers follow RFC 6750: no token is 401 with a bare Bearer challenge, a
+// bad token is 401 invalid_token, a malformed request is 400
+// invalid_request, a verified caller the policy refuses is 403
+// insufficient_scope, and a token that cannot be checked because the
+// provider's keys are unavailable is 503 with Retry-After.
+//
+// The middleware has the standard shape func(http.Handler) http.Handler
+// ([Middleware.Wrap]) and works with http.ServeMux, chi, gorilla/mux and
+// any other router. Handlers read the caller with [FromContext].
+package httpauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/authz"
+)
+
+// Verifier checks a raw bearer token. [*keygate.Verifier] implements it.
+type Verifier interface {
+	Verify(ctx context.Context, raw string) (*keygate.Principal, error)
+}
+
+// DefaultRetryAfter is the Retry-After of a 503 answer when
+// [Config.RetryAfter] is zero.
+const DefaultRetryAfter = 5 * time.Second
+
+// Config configures a [Middleware].
+type Config struct {
+	// Verifier checks tokens. Required.
+	Verifier Verifier
+
+	// Policy decides what each request needs. Nil means every request
+	// needs a valid token and nothing else.
+	Policy *authz.Policy
+
+	// Realm is the realm of the WWW-Authenticate challenge. Zero means
+	// "keygate".
+	Realm string
+
+	// AllowQueryToken accepts a token in the access_token query parameter
+	// (RFC 6750 section 2.3). Off by default: URLs end up in logs.
+	AllowQueryToken bool
+
+	// AllowFormToken accepts a token in an access_token field of a
+	// form-encoded POST body (RFC 6750 section 2.2). Off by default.
+	AllowFormToken bool
+
+	// ErrorHandler writes refusals. Nil means [WriteError].
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, e *Error)
+
+	// RetryAfter is sent with 503 answers. Zero means [DefaultRetryAfter].
+	RetryAfter time.Duration
+
+	// Logger receives one line per refused request: status, reason,
+	// method, path and subject when known; never the token. Nil means no
+	// logging.
+	Logger *slog.Logger
+}
+
+// Error is a refusal: what [Config.ErrorHandler] writes.
+type Error struct {
+	// Status is the HTTP status: 400, 401, 403 or 503.
+	Status int
+	// Code is the RFC 6750 error code: "invalid_request", "invalid_token"
+	// or "insufficient_scope"; empty when the request carried no token.
+	Code string
+	// Description is a fixed text fit for error_description.
+	Description string
+	// Scope lists the scopes the refused route requires, for 403.
+	Scope []string
+	// Realm is the challenge realm.
+	Realm string
+	// RetryAfter is set for 503.
+	RetryAfter time.Duration
+	// Principal is the verified caller of a 403, or nil.
+	Principal *keygate.Principal
+	// Err is the cause, such as a [*keygate.Error]; it may quote token
+	// content, so it belongs in logs only.
+	Err error
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("httpauth: %d %s", e.Status, e.Description)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Middleware authenticates and authorizes requests. It is safe for
+// concurrent use.
+type Middleware struct {
+	cfg Config
+}
+
+// New checks cfg and returns a Middleware.
+func New(cfg Config) (*Middleware, error) {
+	if cfg.Verifier == nil {
+		return nil, errors.New("httpauth: config needs a Verifier")
+	}
+	if cfg.Realm == "" {
+		cfg.Realm = "keygate"
+	}
+	for _, c := range cfg.Realm {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return nil, fmt.Errorf("httpauth: realm %q must be printable ASCII without quotes or backslashes", cfg.Realm)
+		}
+	}
+	if cfg.ErrorHandler == nil {
+		cfg.ErrorHandler = WriteError
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
+	}
+	return &Middleware{cfg: cfg}, nil
+}
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx that carries p.
+func NewContext(ctx context.Context, p *keygate.Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// FromContext returns the verified caller the middleware put in ctx. It
+// reports false for anonymous requests on public routes.
+func FromContext(ctx context.Context) (*keygate.Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(*keygate.Principal)
+	return p, ok && p != nil
+}
+
+// Wrap returns a handler that serves next only for requests the policy
+// allows, with the caller in the request context. Its method value
+// m.Wrap is a func(http.Handler) http.Handler.
+func (m *Middleware) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, e := m.Authorize(r, r.Method, r.URL)
+		if e != nil {
+			m.refuse(w, r, e)
+			return
+		}
+		if p != nil {
+			r = r.WithContext(NewContext(r.Context(), p))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Authorize decides one request: the caller is read from r's headers, the
+// route from method and u, which differ from r's own for forward-auth
+// (the original request's method and URI). It returns the verified
+// caller, nil for an anonymous caller of a public route, or the refusal.
+func (m *Middleware) Authorize(r *http.Request, method string, u *url.URL) (*keygate.Principal, *Error) {
+	if err := checkPath(u); err != nil {
+		return nil, m.invalidRequest(err.Error())
+	}
+	req := authz.Authenticated()
+	if m.cfg.Policy != nil {
+		req, _ = m.cfg.Policy.Match(method, u.Path)
+	}
+	raw, e := m.token(r, u)
+	if req.Public() {
+		// A public route serves anonymous callers; a token that verifies
+		// still identifies its caller, one that does not is ignored.
+		if e != nil || raw == "" {
+			return nil, nil
+		}
+		p, err := m.cfg.Verifier.Verify(r.Context(), raw)
+		if err != nil {
+			return nil, nil
+		}
+		return p, nil
+	}
+	if e != nil {
+		return nil, e
+	}
+	if raw == "" {
+		return nil, &Error{Status: http.StatusUnauthorized, Description: "a bearer token is required"}
+	}
+	p, err := m.cfg.Verifier.Verify(r.Context(), raw)
+	if err != nil {
+		return nil, m.verifyError(err)
+	}
+	if !req.Allows(p) {
+		return nil, m.forbidden(p, req)
+	}
+	return p, nil
+}
+
+// Require returns middleware for one handler that lets through only
+// callers who satisfy req, like Spring's @PreAuthorize. It reads the
+// caller from the context, so it runs inside [Middleware.Wrap].
+func (m *Middleware) Require(req authz.Requirement) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := FromContext(r.Context())
+			switch {
+			case req.Allows(p):
+				next.ServeHTTP(w, r)
+			case !ok:
+				m.refuse(w, r, &Error{Status: http.StatusUnauthorized, Description: "a bearer token is required"})
+			default:
+				m.refuse(w, r, m.forbidden(p, req))
+			}
+		})
+	}
+}
+
+// RequireRole is Require(authz.Role(role)).
+func (m *Middleware) RequireRole(role string) func(http.Handler) http.Handler {
+	return m.Require(authz.Role(role))
+}
+
+// RequireScope is Require(authz.Scope(scope)).
+func (m *Middleware) RequireScope(scope string) func(http.Handler) http.Handler {
+	return m.Require(authz.Scope(scope))
+}
+
+func (m *Middleware) forbidden(p *keygate.Principal, req authz.Requirement) *Error {
+	return &Error{
+		Status:      http.StatusForbidden,
+		Code:        "insufficient_scope",
+		Description: "the token does not grant access to this resource",
+		Scope:       req.Scopes(),
+		Principal:   p,
+		Err:         fmt.Errorf("httpauth: requirement %s not met", req),
+	}
+}
+
+func (m *Middleware) invalidRequest(desc string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: desc}
+}
+
+func (m *Middleware) verifyError(err error) *Error {
+	if errors.Is(err, keygate.ErrKeysUnavailable) {
+		return &Error{Status: http.StatusServiceUnavailable, Description: "the token cannot be checked now; retry later",
+			RetryAfter: m.cfg.RetryAfter, Err: err}
+	}
+	desc := "invalid token"
+	var ke *keygate.Error
+	if errors.As(err, &ke) {
+		desc = ke.Description()
+	}
+	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: desc, Err: err}
+}
+
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
+	e.Realm = m.cfg.Realm
+	if m.cfg.Logger != nil {
+		attrs := []any{"status", e.Status, "reason", e.Description, "method", r.Method, "path", r.URL.Path}
+		if e.Principal != nil {
+			attrs = append(attrs, "sub", e.Principal.Subject)
+		}
+		if e.Err != nil {
+			attrs = append(attrs, "error", e.Err.Error())
+		}
+		m.cfg.Logger.Log(r.Context(), slog.LevelInfo, "request refused", attrs...)
+	}
+	m.cfg.ErrorHandler(w, r, e)
+}
+
+// token extracts the bearer token from r (RFC 6750 section 2). It returns
+// "" when there is none, and a 400 for more than one token or a malformed
+// Authorization header.
+func (m *Middleware) token(r *http.Request, u *url.URL) (string, *Error) {
+	var found []string
+	switch hs := r.Header.Values("Authorization"); len(hs) {
+	case 0:
+	case 1:
+		scheme, tok, ok := strings.Cut(hs[0], " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			tok = strings.TrimLeft(tok, " ")
+			if !ok || !isB64Token(tok) {
+				return "", m.invalidRequest("malformed Authorization header")
+			}
+			found = append(found, tok)
+		}
+		// Another scheme (Basic, DPoP, ...) carries no bearer token.
+	default:
+		return "", m.invalidRequest("more than one Authorization header")
+	}
+	if m.cfg.AllowQueryToken {
+		switch vs := u.Query()["access_token"]; len(vs) {
+		case 0:
+		case 1:
+			found = append(found, vs[0])
+		default:
+			return "", m.invalidRequest("more than one access_token parameter")
+		}
+	}
+	if m.cfg.AllowFormToken && r.Method == http.MethodPost &&
+		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if err := r.ParseForm(); err != nil {
+			return "", m.invalidRequest("unreadable form body")
+		}
+		switch vs := r.PostForm["access_token"]; len(vs) {
+		case 0:
+		case 1:
+			found = append(found, vs[0])
+		default:
+			return "", m.invalidRequest("more than one access_token field")
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", nil
+	case 1:
+		if !isB64Token(found[0]) {
+			return "", m.invalidRequest("malformed access token")
+		}
+		return found[0], nil
+	}
+	return "", m.invalidRequest("more than one access token in the request")
+}
+
+// isB64Token reports whether s has the b64token syntax of RFC 6750
+// section 2.1: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPath refuses paths that could mean one route to the rules and
+// another to the handler or upstream: dot segments, double slashes,
+// encoded slashes, backslashes, semicolons and control characters, as
+// Spring Security's StrictHttpFirewall does.
+func checkPath(u *url.URL) error {
+	p := u.Path
+	if p == "" || p[0] != '/' {
+		return errors.New("the request path must start with /")
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' || c == ';' {
+			return errors.New("the request path holds a forbidden character")
+		}
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if clean != p {
+		return errors.New("the request path is not canonical")
+	}
+	if raw := strings.ToLower(u.RawPath); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+		return errors.New("the request path holds an encoded slash")
+	}
+	return nil
+}
+
+// WriteError is the default [Config.ErrorHandler]. It writes the RFC 6750
+// WWW-Authenticate challenge, Retry-After for 503, and a small JSON body
+// with the error code and description.
+func WriteError(w http.ResponseWriter, r *http.Request, e *Error) {
+	h := w.Header()
+	if e.Status != http.StatusServiceUnavailable {
+		h.Set("WWW-Authenticate", Challenge(e))
+	} else {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	body := struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}{e.Code, e.Description}
+	switch {
+	case e.Status == http.StatusServiceUnavailable:
+		body.Error = "temporarily_unavailable"
+	case body.Error == "":
+		body.Error = "unauthorized"
+	}
+	w.WriteHeader(e.Status)
+	json.NewEncoder(w).Encode(body)
+}
+
+// Challenge returns the WWW-Authenticate value for e (RFC 6750 section
+// 3): `Bearer realm="..."`, with error, error_description and scope when
+// e carries them.
+func Challenge(e *Error) string {
+	var b strings.Builder
+	b.WriteString("Bearer")
+	param(&b, " realm", e.Realm)
+	if e.Code != "" {
+		param(&b, ", error", e.Code)
+		param(&b, ", error_description", e.Description)
+	}
+	if len(e.Scope) > 0 {
+		param(&b, ", scope", strings.Join(e.Scope, " "))
+	}
+	return b.String()
+}
+
+// param writes name="value" as an RFC 9110 quoted-string, dropping what
+// RFC 6750 does not allow in its parameters.
+func param(b *strings.Builder, name, value string) {
+	b.WriteString(name)
+	b.WriteString(`="`)
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+}
