@@ -27,4 +27,6 @@ bench:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/jose
+	$(GO) test -run XXX -fuzz FuzzScanner -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/jose
+	$(GO) test -run XXX -fuzz FuzzDecodeClaims -fuzztime $(FUZZTIME) -fuzzminimizetime 5s .
 	$(GO) test -run XXX -fuzz FuzzVerify -fuzztime $(FUZZTIME) -fuzzminimizetime 5s .

@@ -1,62 +1,186 @@
 package keygate
 
 import (
-	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/internal/jose"
 )
 
-// claims is the wire form of the payload members keygate reads. Members of
-// the wrong JSON type make the token malformed.
+// claims is the wire form of the payload members keygate reads.
 type claims struct {
-	Iss               string                     `json:"iss"`
-	Sub               string                     `json:"sub"`
-	Aud               audience                   `json:"aud"`
-	Exp               *float64                   `json:"exp"`
-	Nbf               *float64                   `json:"nbf"`
-	Iat               *float64                   `json:"iat"`
-	Jti               string                     `json:"jti"`
-	Typ               string                     `json:"typ"`
-	Azp               string                     `json:"azp"`
-	ClientID          string                     `json:"client_id"`
-	Sid               string                     `json:"sid"`
-	Scope             string                     `json:"scope"`
-	PreferredUsername string                     `json:"preferred_username"`
-	Email             string                     `json:"email"`
-	Name              string                     `json:"name"`
-	GivenName         string                     `json:"given_name"`
-	FamilyName        string                     `json:"family_name"`
-	RealmAccess       access                     `json:"realm_access"`
-	ResourceAccess    map[string]access          `json:"resource_access"`
-	Groups            []string                   `json:"groups"`
-	Cnf               map[string]json.RawMessage `json:"cnf"`
+	Iss, Sub, Jti, Typ, Azp, ClientID, Sid, Scope string
+	PreferredUsername, Email, Name, GivenName     string
+	FamilyName                                    string
+	Aud                                           []string
+	Exp, Nbf, Iat                                 *float64
+	RealmRoles                                    []string
+	ResourceAccess                                map[string][]string
+	Groups                                        []string
+	// CnfJkt and CnfX5t report a DPoP or certificate binding (RFC 9449,
+	// RFC 8705).
+	CnfJkt, CnfX5t bool
 }
 
-type access struct {
-	Roles []string `json:"roles"`
-}
-
-// audience is aud: a single string or an array of strings (RFC 7519
-// section 4.1.3).
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+// decodeClaims reads a claims set in one pass (see [jose.Scanner]). A
+// member keygate reads must have its JSON type (null counts as absent) and
+// appear once: RFC 7519 section 4 lets parsers refuse duplicate claims,
+// and a duplicate is how two parsers come to disagree about a token.
+func decodeClaims(b []byte) (claims, error) {
+	var (
+		c    claims
+		seen uint32
+	)
+	s := jose.NewScanner(b)
+	str := func(dst *string) error {
+		if s.Null() {
+			return nil
 		}
-		*a = audience{s}
+		v, err := s.String()
+		*dst = v
+		return err
+	}
+	num := func(dst **float64) error {
+		if s.Null() {
+			return nil
+		}
+		v, err := s.Number()
+		*dst = &v
+		return err
+	}
+	err := s.Object(func(key []byte) error {
+		var bit uint32
+		var err error
+		switch string(key) {
+		case "iss":
+			bit, err = 1<<0, str(&c.Iss)
+		case "sub":
+			bit, err = 1<<1, str(&c.Sub)
+		case "jti":
+			bit, err = 1<<2, str(&c.Jti)
+		case "typ":
+			bit, err = 1<<3, str(&c.Typ)
+		case "azp":
+			bit, err = 1<<4, str(&c.Azp)
+		case "client_id":
+			bit, err = 1<<5, str(&c.ClientID)
+		case "sid":
+			bit, err = 1<<6, str(&c.Sid)
+		case "scope":
+			bit, err = 1<<7, str(&c.Scope)
+		case "preferred_username":
+			bit, err = 1<<8, str(&c.PreferredUsername)
+		case "email":
+			bit, err = 1<<9, str(&c.Email)
+		case "name":
+			bit, err = 1<<10, str(&c.Name)
+		case "given_name":
+			bit, err = 1<<11, str(&c.GivenName)
+		case "family_name":
+			bit, err = 1<<12, str(&c.FamilyName)
+		case "exp":
+			bit, err = 1<<13, num(&c.Exp)
+		case "nbf":
+			bit, err = 1<<14, num(&c.Nbf)
+		case "iat":
+			bit, err = 1<<15, num(&c.Iat)
+		case "aud":
+			bit = 1 << 16
+			switch s.Peek() {
+			case '"':
+				var a string
+				a, err = s.String()
+				c.Aud = []string{a}
+			case '[', 'n':
+				c.Aud, err = s.Strings()
+			default:
+				err = errors.New(`"aud" must be a string or an array of strings`)
+			}
+		case "groups":
+			bit = 1 << 17
+			c.Groups, err = s.Strings()
+		case "realm_access":
+			bit = 1 << 18
+			c.RealmRoles, err = roles(s)
+		case "resource_access":
+			bit = 1 << 19
+			err = resourceAccess(s, &c)
+		case "cnf":
+			bit = 1 << 20
+			err = cnf(s, &c)
+		default:
+			return s.Skip()
+		}
+		if seen&bit != 0 {
+			return fmt.Errorf("duplicate claim %q", key)
+		}
+		seen |= bit
+		if err != nil {
+			return fmt.Errorf("claim %q: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return claims{}, err
+	}
+	return c, s.End()
+}
+
+// roles reads {"roles": [...]}, the shape of realm_access and of each
+// client in resource_access.
+func roles(s *jose.Scanner) ([]string, error) {
+	if s.Null() {
+		return nil, nil
+	}
+	var out []string
+	found := false
+	err := s.Object(func(key []byte) error {
+		if string(key) != "roles" {
+			return s.Skip()
+		}
+		if found {
+			return errors.New(`duplicate member "roles"`)
+		}
+		found = true
+		var err error
+		out, err = s.Strings()
+		return err
+	})
+	return out, err
+}
+
+func resourceAccess(s *jose.Scanner, c *claims) error {
+	if s.Null() {
 		return nil
 	}
-	var list []string
-	if err := json.Unmarshal(b, &list); err != nil {
-		return errors.New(`"aud" must be a string or an array of strings`)
+	c.ResourceAccess = map[string][]string{}
+	return s.Object(func(key []byte) error {
+		client := string(key)
+		if _, dup := c.ResourceAccess[client]; dup {
+			return fmt.Errorf("duplicate client %q", client)
+		}
+		r, err := roles(s)
+		c.ResourceAccess[client] = r
+		return err
+	})
+}
+
+func cnf(s *jose.Scanner, c *claims) error {
+	if s.Null() {
+		return nil
 	}
-	*a = list
-	return nil
+	return s.Object(func(key []byte) error {
+		switch string(key) {
+		case "jkt":
+			c.CnfJkt = true
+		case "x5t#S256":
+			c.CnfX5t = true
+		}
+		return s.Skip()
+	})
 }
 
 // numericDate converts a JSON NumericDate to a time, refusing values a
@@ -86,7 +210,7 @@ func (c *claims) principal(payload []byte, a Authorities) *Principal {
 		ID:         c.Jti,
 		Issuer:     c.Iss,
 		Audience:   c.Aud,
-		RealmRoles: c.RealmAccess.Roles,
+		RealmRoles: c.RealmRoles,
 		Groups:     c.Groups,
 		Scopes:     strings.Fields(c.Scope),
 		payload:    payload,
@@ -95,10 +219,7 @@ func (c *claims) principal(payload []byte, a Authorities) *Principal {
 		p.Client = c.ClientID
 	}
 	if len(c.ResourceAccess) > 0 {
-		p.ClientRoles = make(map[string][]string, len(c.ResourceAccess))
-		for client, acc := range c.ResourceAccess {
-			p.ClientRoles[client] = acc.Roles
-		}
+		p.ClientRoles = c.ResourceAccess
 	}
 	// Errors were checked by the verifier before the signature.
 	p.ExpiresAt, _ = numericDate("exp", c.Exp)

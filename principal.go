@@ -49,15 +49,12 @@ type Principal struct {
 	// Roles are the roles [Principal.HasRole] checks: the realm roles and
 	// the client roles of the clients [Authorities.RoleClients] names.
 	Roles []string
-	// Authorities are the Spring-style authorities derived by the
-	// verifier's [Authorities] mapping, such as "ROLE_admin" and
-	// "SCOPE_orders.read".
-	Authorities []string
 
-	payload   []byte
-	once      sync.Once
-	claims    map[string]json.RawMessage
-	claimsErr error
+	scopePrefix, rolePrefix string // zero: "SCOPE_", "ROLE_"
+	payload                 []byte
+	once                    sync.Once
+	claims                  map[string]json.RawMessage
+	claimsErr               error
 }
 
 // ServiceAccount reports whether the token was issued to a client's
@@ -88,9 +85,41 @@ func (p *Principal) HasClientRole(client, role string) bool {
 // HasScope reports whether the scope claim holds scope.
 func (p *Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
 
-// HasAuthority reports whether p holds the authority, such as "ROLE_admin".
+// Authorities returns the Spring-style authorities of p, derived by the
+// verifier's [Authorities] mapping: "SCOPE_x" for each scope and "ROLE_x"
+// for each of [Principal.Roles]. It builds a new slice on each call.
+func (p *Principal) Authorities() []string {
+	sp, rp := p.prefixes()
+	out := make([]string, 0, len(p.Scopes)+len(p.Roles))
+	for _, s := range p.Scopes {
+		out = append(out, sp+s)
+	}
+	for _, r := range p.Roles {
+		out = append(out, rp+r)
+	}
+	return out
+}
+
+// HasAuthority reports whether [Principal.Authorities] holds authority,
+// such as "ROLE_admin" or "SCOPE_orders.read", without building the list.
 func (p *Principal) HasAuthority(authority string) bool {
-	return slices.Contains(p.Authorities, authority)
+	sp, rp := p.prefixes()
+	if s, ok := strings.CutPrefix(authority, sp); ok && p.HasScope(s) {
+		return true
+	}
+	r, ok := strings.CutPrefix(authority, rp)
+	return ok && p.HasRole(r)
+}
+
+func (p *Principal) prefixes() (scope, role string) {
+	scope, role = p.scopePrefix, p.rolePrefix
+	if scope == "" {
+		scope = "SCOPE_"
+	}
+	if role == "" {
+		role = "ROLE_"
+	}
+	return scope, role
 }
 
 // Claim decodes the named claim into v, which must be a pointer, as
@@ -140,8 +169,9 @@ func (a Authorities) withDefaults() Authorities {
 	return a
 }
 
-// derive fills p.Roles and p.Authorities.
+// derive fills p.Roles and the prefixes of p's authorities.
 func (a Authorities) derive(p *Principal) {
+	p.scopePrefix, p.rolePrefix = a.ScopePrefix, a.RolePrefix
 	if !a.NoRealmRoles {
 		p.Roles = p.RealmRoles
 	}
@@ -151,12 +181,5 @@ func (a Authorities) derive(p *Principal) {
 				p.Roles = append(slices.Clip(p.Roles), r)
 			}
 		}
-	}
-	p.Authorities = make([]string, 0, len(p.Scopes)+len(p.Roles))
-	for _, s := range p.Scopes {
-		p.Authorities = append(p.Authorities, a.ScopePrefix+s)
-	}
-	for _, r := range p.Roles {
-		p.Authorities = append(p.Authorities, a.RolePrefix+r)
 	}
 }

@@ -11,7 +11,6 @@ package keygate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -194,16 +193,16 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if err != nil {
 		return nil, fail(ErrMalformed, "", err)
 	}
-	var h jose.Header
-	if err := json.Unmarshal(jws.Header, &h); err != nil {
-		return nil, fail(ErrMalformed, "header is not a JSON object", err)
+	h, err := jose.ParseHeader(jws.Header)
+	if err != nil {
+		return nil, fail(ErrMalformed, "bad header", err)
 	}
-	if h.Crit != nil {
+	if h.Crit {
 		return nil, fail(ErrMalformed, "header has critical extensions (crit) keygate does not understand", nil)
 	}
-	var c claims
-	if err := json.Unmarshal(jws.Payload, &c); err != nil {
-		return nil, fail(ErrMalformed, "payload is not a JSON object of valid claims", err)
+	c, err := decodeClaims(jws.Payload)
+	if err != nil {
+		return nil, fail(ErrMalformed, "bad claims", err)
 	}
 	if e := v.checkType(&h, &c); e != nil {
 		return nil, e
@@ -283,10 +282,10 @@ func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
 // checkBinding refuses sender-constrained tokens (RFC 9449 DPoP, RFC 8705
 // mTLS): presented as plain bearer tokens, their holder proved nothing.
 func (v *Verifier) checkBinding(c *claims) *Error {
-	if _, ok := c.Cnf["jkt"]; ok {
+	if c.CnfJkt {
 		return fail(ErrWrongTokenType, "a DPoP-bound token was presented as a bearer token", nil)
 	}
-	if _, ok := c.Cnf["x5t#S256"]; ok {
+	if c.CnfX5t {
 		return fail(ErrWrongTokenType, "a certificate-bound token was presented as a bearer token", nil)
 	}
 	return nil

@@ -298,6 +298,10 @@ func TestPasswordGrantTokens(t *testing.T) {
 		{"HasAuthority(ROLE_user)", p.HasAuthority("ROLE_user"), true},
 		{"HasAuthority(SCOPE_email)", p.HasAuthority("SCOPE_email"), true},
 		{"HasAuthority(ROLE_writer)", p.HasAuthority("ROLE_writer"), true},
+		{"HasAuthority(ROLE_email)", p.HasAuthority("ROLE_email"), false},
+		{"HasAuthority(SCOPE_user)", p.HasAuthority("SCOPE_user"), false},
+		{"Authorities has ROLE_writer", slices.Contains(p.Authorities(), "ROLE_writer"), true},
+		{"Authorities has SCOPE_openid", slices.Contains(p.Authorities(), "SCOPE_openid"), true},
 		{"ExpiresAt", p.ExpiresAt.Unix(), f.Now().Add(5 * time.Minute).Unix()},
 	}
 	for _, c := range checks {

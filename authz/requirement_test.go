@@ -16,7 +16,6 @@ var (
 		Roles:       []string{"admin", "staff"},
 		ClientRoles: map[string][]string{"orders-api": {"writer"}},
 		Scopes:      []string{"orders.read", "orders.write"},
-		Authorities: []string{"SCOPE_orders.read", "SCOPE_orders.write", "ROLE_admin", "ROLE_staff"},
 	}
 	reader = &keygate.Principal{
 		Subject:     "u-reader",
@@ -24,7 +23,6 @@ var (
 		Roles:       []string{"user"},
 		ClientRoles: map[string][]string{"billing": {"writer"}},
 		Scopes:      []string{"orders.read"},
-		Authorities: []string{"SCOPE_orders.read", "ROLE_user"},
 	}
 	nobody = &keygate.Principal{Subject: "u-nobody"}
 )

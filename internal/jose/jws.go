@@ -8,7 +8,6 @@ import (
 	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
 	_ "crypto/sha512" // registers SHA-384 and SHA-512
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,12 +125,52 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 
 // Header is the part of a JOSE header keygate reads.
 type Header struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	Typ string `json:"typ"`
-	// Crit is kept raw: keygate understands no extension, so any crit
-	// member at all means the token must be refused (RFC 7515 section 4.1.11).
-	Crit json.RawMessage `json:"crit"`
+	Alg, Kid, Typ string
+	// Crit reports a crit member. keygate understands no extension, so any
+	// crit member at all means the token must be refused (RFC 7515 section
+	// 4.1.11).
+	Crit bool
+}
+
+// ParseHeader decodes a JOSE header. A member of the wrong type, a
+// duplicated member it reads, or invalid JSON is an error.
+func ParseHeader(b []byte) (Header, error) {
+	var h Header
+	var seen uint8
+	s := NewScanner(b)
+	err := s.Object(func(key []byte) error {
+		var (
+			bit uint8
+			dst *string
+		)
+		switch string(key) {
+		case "alg":
+			bit, dst = 1, &h.Alg
+		case "kid":
+			bit, dst = 2, &h.Kid
+		case "typ":
+			bit, dst = 4, &h.Typ
+		case "crit":
+			h.Crit = true
+			return s.Skip()
+		default:
+			return s.Skip()
+		}
+		if seen&bit != 0 {
+			return fmt.Errorf("%w: duplicate member %q", ErrSyntax, key)
+		}
+		seen |= bit
+		if s.Null() {
+			return nil
+		}
+		v, err := s.String()
+		*dst = v
+		return err
+	})
+	if err != nil {
+		return Header{}, err
+	}
+	return h, s.End()
 }
 
 // Compact is a compact-serialised JWS split into its parts.

@@ -1,0 +1,152 @@
+package keygate
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDecodeClaims(t *testing.T) {
+	exp := 1700000000.0
+	tests := []struct {
+		name string
+		in   string
+		want claims
+		err  string // substring; "" means success
+	}{
+		{"keycloak shape", `{"exp":1700000000,"iss":"https://kc/realms/a","aud":["orders-api","account"],"sub":"u1","typ":"Bearer",` +
+			`"azp":"cli","sid":"s1","realm_access":{"roles":["user"]},"resource_access":{"orders-api":{"roles":["reader"]},"account":{"roles":[]}},` +
+			`"scope":"openid email","preferred_username":"alice","email":"a@x","groups":["/staff"],"allowed-origins":["*"],"acr":"1"}`,
+			claims{Exp: &exp, Iss: "https://kc/realms/a", Aud: []string{"orders-api", "account"}, Sub: "u1", Typ: "Bearer", Azp: "cli", Sid: "s1",
+				RealmRoles: []string{"user"}, ResourceAccess: map[string][]string{"orders-api": {"reader"}, "account": {}},
+				Scope: "openid email", PreferredUsername: "alice", Email: "a@x", Groups: []string{"/staff"}}, ""},
+		{"aud string", `{"aud":"api"}`, claims{Aud: []string{"api"}}, ""},
+		{"nulls are absent", `{"aud":null,"exp":null,"iss":null,"realm_access":null,"resource_access":null,"groups":null,"cnf":null}`, claims{}, ""},
+		{"escaped strings", `{"sub":"a\"b\u00e9\ud83d\ude00"}`, claims{Sub: "a\"bé😀"}, ""},
+		{"cnf binding", `{"cnf":{"jkt":"x","x5t#S256":"y"}}`, claims{CnfJkt: true, CnfX5t: true}, ""},
+		{"keys match exactly", `{"ISS":"evil","Exp":5}`, claims{}, ""},
+		{"duplicate iss", `{"iss":"a","iss":"b"}`, claims{}, `duplicate claim "iss"`},
+		{"duplicate exp", `{"exp":1,"exp":2}`, claims{}, `duplicate claim "exp"`},
+		{"duplicate client in resource_access", `{"resource_access":{"a":{"roles":[]},"a":{"roles":["x"]}}}`, claims{}, "duplicate client"},
+		{"duplicate roles", `{"realm_access":{"roles":[],"roles":["admin"]}}`, claims{}, "duplicate member"},
+		{"exp string", `{"exp":"1"}`, claims{}, `claim "exp"`},
+		{"sub number", `{"sub":1}`, claims{}, `claim "sub"`},
+		{"aud number", `{"aud":1}`, claims{}, "string or an array"},
+		{"aud list of numbers", `{"aud":[1]}`, claims{}, `claim "aud"`},
+		{"roles not list", `{"realm_access":{"roles":"admin"}}`, claims{}, `claim "realm_access"`},
+		{"not an object", `["iss"]`, claims{}, "want an object"},
+		{"trailing data", `{}{}`, claims{}, "data after"},
+		{"huge exponent", `{"exp":1e400}`, claims{}, "out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeClaims([]byte(tt.in))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("decodeClaims() error = %v; want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("decodeClaims() = %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("decodeClaims() = %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzDecodeClaims checks decodeClaims against encoding/json: whatever it
+// accepts is valid JSON, and each claim it reads has the value
+// encoding/json finds under the exact same name.
+func FuzzDecodeClaims(f *testing.F) {
+	f.Add([]byte(`{"exp":1700000000,"aud":["a","b"],"iss":"i","realm_access":{"roles":["r"]},"resource_access":{"c":{"roles":["x"]}}}`))
+	f.Add([]byte(`{"aud":"a","sub":"\u00e9","cnf":{"jkt":"k"},"groups":[],"nbf":1.5,"iat":-0}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := decodeClaims(data)
+		if err != nil {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted invalid JSON %q", data)
+		}
+		var ref map[string]json.RawMessage
+		if err := json.Unmarshal(data, &ref); err != nil {
+			t.Fatalf("accepted %q, which encoding/json cannot read as an object: %v", data, err)
+		}
+		same := func(name string, got any) {
+			raw, ok := ref[name]
+			if !ok || string(raw) == "null" {
+				if !reflect.ValueOf(got).IsZero() {
+					t.Fatalf("%s = %v; absent in %q", name, got, data)
+				}
+				return
+			}
+			want := reflect.New(reflect.TypeOf(got))
+			if err := json.Unmarshal(raw, want.Interface()); err != nil {
+				t.Fatalf("%s accepted as %v, but encoding/json says %v", name, got, err)
+			}
+			if !reflect.DeepEqual(want.Elem().Interface(), got) {
+				t.Fatalf("%s = %#v; encoding/json says %#v", name, got, want.Elem().Interface())
+			}
+		}
+		same("iss", c.Iss)
+		same("sub", c.Sub)
+		same("typ", c.Typ)
+		same("azp", c.Azp)
+		same("scope", c.Scope)
+		same("exp", c.Exp)
+		same("nbf", c.Nbf)
+		same("groups", c.Groups)
+		if raw, ok := ref["aud"]; ok && len(raw) > 0 && raw[0] == '"' {
+			var a string
+			json.Unmarshal(raw, &a)
+			if len(c.Aud) != 1 || c.Aud[0] != a {
+				t.Fatalf("aud = %q; encoding/json says %q", c.Aud, a)
+			}
+		} else {
+			same("aud", c.Aud)
+		}
+	})
+}
+
+func TestAuthorities(t *testing.T) {
+	realm := []string{"user"}
+	tests := []struct {
+		name  string
+		a     Authorities
+		roles []string
+		auths []string
+	}{
+		{"defaults", Authorities{}, []string{"user"}, []string{"SCOPE_read", "ROLE_user"}},
+		{"client roles merged", Authorities{RoleClients: []string{"api"}}, []string{"user", "writer"}, []string{"SCOPE_read", "ROLE_user", "ROLE_writer"}},
+		{"custom prefixes", Authorities{ScopePrefix: "scope:", RolePrefix: "role:"}, []string{"user"}, []string{"scope:read", "role:user"}},
+		{"no realm roles", Authorities{NoRealmRoles: true, RoleClients: []string{"other"}}, []string{"root"}, []string{"SCOPE_read", "ROLE_root"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := &Principal{
+				RealmRoles:  realm,
+				ClientRoles: map[string][]string{"api": {"writer", "user"}, "other": {"root"}},
+				Scopes:      []string{"read"},
+			}
+			tt.a.withDefaults().derive(q)
+			if !reflect.DeepEqual(q.Roles, tt.roles) || !reflect.DeepEqual(q.Authorities(), tt.auths) {
+				t.Errorf("Roles = %v, Authorities() = %v; want %v, %v", q.Roles, q.Authorities(), tt.roles, tt.auths)
+			}
+			for _, a := range tt.auths {
+				if !q.HasAuthority(a) {
+					t.Errorf("HasAuthority(%q) = false", a)
+				}
+			}
+			if q.HasAuthority("ROLE_nope") || q.HasAuthority("read") {
+				t.Error("HasAuthority of an authority not held = true")
+			}
+		})
+	}
+	if realm[0] != "user" || len(realm) != 1 || cap(realm) != 1 {
+		t.Error("derive modified the realm roles slice")
+	}
+}

@@ -1,0 +1,379 @@
+package jose
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Scanner reads one JSON value in a single pass, without reflection. It is
+// stricter than encoding/json: object keys match exactly (not case-
+// insensitively), strings must be valid UTF-8 without lone surrogates, and
+// nesting deeper than maxDepth is refused. Every byte is validated, so a
+// value it accepts is valid JSON (RFC 8259).
+//
+// keygate decodes JOSE headers and claims with it: that decoding is most
+// of the cost of a verification beside the signature itself (see
+// ARCHITECTURE.md).
+type Scanner struct {
+	data  []byte
+	pos   int
+	depth int
+}
+
+const maxDepth = 64
+
+// ErrSyntax reports input that is not valid JSON, or JSON keygate refuses.
+var ErrSyntax = errors.New("invalid JSON")
+
+// NewScanner returns a Scanner over data.
+func NewScanner(data []byte) *Scanner { return &Scanner{data: data} }
+
+func (s *Scanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("%w at offset %d: %s", ErrSyntax, s.pos, fmt.Sprintf(format, args...))
+}
+
+func (s *Scanner) ws() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// End checks that nothing but whitespace follows the value.
+func (s *Scanner) End() error {
+	s.ws()
+	if s.pos != len(s.data) {
+		return s.errorf("data after the value")
+	}
+	return nil
+}
+
+// Null consumes a null literal if one is next and reports whether it did.
+func (s *Scanner) Null() bool {
+	s.ws()
+	if len(s.data)-s.pos >= 4 && string(s.data[s.pos:s.pos+4]) == "null" {
+		s.pos += 4
+		return true
+	}
+	return false
+}
+
+// Peek returns the first byte of the next value, or 0 at the end.
+func (s *Scanner) Peek() byte {
+	s.ws()
+	if s.pos < len(s.data) {
+		return s.data[s.pos]
+	}
+	return 0
+}
+
+// Object reads an object, calling member for each key; member must
+// consume the value. The key bytes are only valid during the call.
+func (s *Scanner) Object(member func(key []byte) error) error {
+	s.ws()
+	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
+		return s.errorf("want an object")
+	}
+	if s.depth++; s.depth > maxDepth {
+		return s.errorf("nested too deep")
+	}
+	s.pos++
+	s.ws()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	for {
+		s.ws()
+		key, err := s.rawString()
+		if err != nil {
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return s.errorf("want ':'")
+		}
+		s.pos++
+		if err := member(key); err != nil {
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.data) {
+			return s.errorf("unterminated object")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			s.depth--
+			return nil
+		default:
+			return s.errorf("want ',' or '}'")
+		}
+	}
+}
+
+// Array reads an array, calling elem for each element; elem must consume
+// the value.
+func (s *Scanner) Array(elem func() error) error {
+	s.ws()
+	if s.pos >= len(s.data) || s.data[s.pos] != '[' {
+		return s.errorf("want an array")
+	}
+	if s.depth++; s.depth > maxDepth {
+		return s.errorf("nested too deep")
+	}
+	s.pos++
+	s.ws()
+	if s.pos < len(s.data) && s.data[s.pos] == ']' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.data) {
+			return s.errorf("unterminated array")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			s.depth--
+			return nil
+		default:
+			return s.errorf("want ',' or ']'")
+		}
+	}
+}
+
+// Strings reads an array of strings; null reads as nil.
+func (s *Scanner) Strings() ([]string, error) {
+	if s.Null() {
+		return nil, nil
+	}
+	out := []string{}
+	err := s.Array(func() error {
+		v, err := s.String()
+		out = append(out, v)
+		return err
+	})
+	return out, err
+}
+
+// String reads a string.
+func (s *Scanner) String() (string, error) {
+	s.ws()
+	raw, err := s.rawString()
+	return string(raw), err
+}
+
+// rawString reads a string and returns its content: a subslice of the
+// input when it has no escapes, otherwise a decoded copy.
+func (s *Scanner) rawString() ([]byte, error) {
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		return nil, s.errorf("want a string")
+	}
+	s.pos++
+	start := s.pos
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		switch {
+		case c == '"':
+			v := s.data[start:s.pos]
+			s.pos++
+			return v, nil
+		case c == '\\':
+			return s.escapedString(start)
+		case c < 0x20:
+			return nil, s.errorf("control character in string")
+		case c < utf8.RuneSelf:
+			s.pos++
+		default:
+			r, n := utf8.DecodeRune(s.data[s.pos:])
+			if r == utf8.RuneError && n == 1 {
+				return nil, s.errorf("invalid UTF-8 in string")
+			}
+			s.pos += n
+		}
+	}
+	return nil, s.errorf("unterminated string")
+}
+
+func (s *Scanner) escapedString(start int) ([]byte, error) {
+	buf := append([]byte(nil), s.data[start:s.pos]...)
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			return buf, nil
+		case c == '\\':
+			if s.pos+1 >= len(s.data) {
+				return nil, s.errorf("unterminated escape")
+			}
+			e := s.data[s.pos+1]
+			s.pos += 2
+			switch e {
+			case '"', '\\', '/':
+				buf = append(buf, e)
+			case 'b':
+				buf = append(buf, '\b')
+			case 'f':
+				buf = append(buf, '\f')
+			case 'n':
+				buf = append(buf, '\n')
+			case 'r':
+				buf = append(buf, '\r')
+			case 't':
+				buf = append(buf, '\t')
+			case 'u':
+				r, err := s.hex4()
+				if err != nil {
+					return nil, err
+				}
+				if utf16.IsSurrogate(r) {
+					if r >= 0xdc00 || s.pos+1 >= len(s.data) || s.data[s.pos] != '\\' || s.data[s.pos+1] != 'u' {
+						return nil, s.errorf("lone surrogate in string")
+					}
+					s.pos += 2
+					lo, err := s.hex4()
+					if err != nil {
+						return nil, err
+					}
+					if r = utf16.DecodeRune(r, lo); r == utf8.RuneError {
+						return nil, s.errorf("lone surrogate in string")
+					}
+				}
+				buf = utf8.AppendRune(buf, r)
+			default:
+				return nil, s.errorf("invalid escape")
+			}
+		case c < 0x20:
+			return nil, s.errorf("control character in string")
+		case c < utf8.RuneSelf:
+			buf = append(buf, c)
+			s.pos++
+		default:
+			r, n := utf8.DecodeRune(s.data[s.pos:])
+			if r == utf8.RuneError && n == 1 {
+				return nil, s.errorf("invalid UTF-8 in string")
+			}
+			buf = append(buf, s.data[s.pos:s.pos+n]...)
+			s.pos += n
+		}
+	}
+	return nil, s.errorf("unterminated string")
+}
+
+func (s *Scanner) hex4() (rune, error) {
+	if s.pos+4 > len(s.data) {
+		return 0, s.errorf("short \\u escape")
+	}
+	var r rune
+	for _, c := range s.data[s.pos : s.pos+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, s.errorf("bad \\u escape")
+		}
+	}
+	s.pos += 4
+	return r, nil
+}
+
+// Number reads a number.
+func (s *Scanner) Number() (float64, error) {
+	s.ws()
+	start := s.pos
+	if err := s.number(); err != nil {
+		return 0, err
+	}
+	f, err := strconv.ParseFloat(string(s.data[start:s.pos]), 64)
+	if err != nil {
+		return 0, s.errorf("number out of range")
+	}
+	return f, nil
+}
+
+// number consumes a number per the RFC 8259 grammar.
+func (s *Scanner) number() error {
+	d := s.data
+	if s.pos < len(d) && d[s.pos] == '-' {
+		s.pos++
+	}
+	switch {
+	case s.pos < len(d) && d[s.pos] == '0':
+		s.pos++
+	case s.pos < len(d) && '1' <= d[s.pos] && d[s.pos] <= '9':
+		for s.pos < len(d) && '0' <= d[s.pos] && d[s.pos] <= '9' {
+			s.pos++
+		}
+	default:
+		return s.errorf("want a number")
+	}
+	if s.pos < len(d) && d[s.pos] == '.' {
+		s.pos++
+		if !s.digits() {
+			return s.errorf("want digits after '.'")
+		}
+	}
+	if s.pos < len(d) && (d[s.pos] == 'e' || d[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(d) && (d[s.pos] == '+' || d[s.pos] == '-') {
+			s.pos++
+		}
+		if !s.digits() {
+			return s.errorf("want digits in exponent")
+		}
+	}
+	return nil
+}
+
+func (s *Scanner) digits() bool {
+	start := s.pos
+	for s.pos < len(s.data) && '0' <= s.data[s.pos] && s.data[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos > start
+}
+
+// Skip consumes any value, validating it.
+func (s *Scanner) Skip() error {
+	switch c := s.Peek(); {
+	case c == '{':
+		return s.Object(func([]byte) error { return s.Skip() })
+	case c == '[':
+		return s.Array(s.Skip)
+	case c == '"':
+		_, err := s.rawString()
+		return err
+	case c == '-' || '0' <= c && c <= '9':
+		return s.number()
+	}
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if len(s.data)-s.pos >= len(lit) && string(s.data[s.pos:s.pos+len(lit)]) == lit {
+			s.pos += len(lit)
+			return nil
+		}
+	}
+	return s.errorf("want a value")
+}

@@ -1,0 +1,116 @@
+package jose
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestScannerSkip(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{`{}`, true},
+		{` {"a":[1,-2.5e+3,true,false,null,"x\u00e9\ud83d\ude00"],"b":{"c":{}}} `, true},
+		{`[]`, true},
+		{`"\"\\\/\b\f\n\r\t"`, true},
+		{`0`, true},
+		{`-0.0e-0`, true},
+		{`{"a":1,}`, false},
+		{`{"a" 1}`, false},
+		{`{a:1}`, false},
+		{`[1,]`, false},
+		{`01`, false},
+		{`1.`, false},
+		{`.5`, false},
+		{`+1`, false},
+		{`1e`, false},
+		{`"\x"`, false},
+		{`"\u12"`, false},
+		{`"\ud83d"`, false},
+		{`"\ude00"`, false},
+		{`"` + "\x01" + `"`, false},
+		{`"` + "\xff" + `"`, false},
+		{`"abc`, false},
+		{`tru`, false},
+		{`nul`, false},
+		{`{} {}`, false},
+		{``, false},
+		{strings.Repeat("[", 65) + strings.Repeat("]", 65), false},
+		{strings.Repeat("[", 64) + strings.Repeat("]", 64), true},
+	}
+	for _, tt := range tests {
+		s := NewScanner([]byte(tt.in))
+		err := s.Skip()
+		if err == nil {
+			err = s.End()
+		}
+		if (err == nil) != tt.ok {
+			t.Errorf("Skip(%q) = %v; want ok %v", tt.in, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrSyntax) {
+			t.Errorf("Skip(%q) error %v does not match ErrSyntax", tt.in, err)
+		}
+	}
+}
+
+func TestParseHeader(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Header
+		err  bool
+	}{
+		{`{"alg":"RS256","typ":"JWT","kid":"k1"}`, Header{Alg: "RS256", Typ: "JWT", Kid: "k1"}, false},
+		{`{"alg":"ES256","x5c":["a"],"jku":"https://evil"}`, Header{Alg: "ES256"}, false},
+		{`{"alg":"RS256","crit":["b64"],"b64":false}`, Header{Alg: "RS256", Crit: true}, false},
+		{`{"alg":"RS256","crit":null}`, Header{Alg: "RS256", Crit: true}, false},
+		{`{"alg":null}`, Header{}, false},
+		{`{"alg":"RS256","alg":"none"}`, Header{}, true},
+		{`{"alg":1}`, Header{}, true},
+		{`{"ALG":"none"}`, Header{}, false},
+		{`["alg"]`, Header{}, true},
+		{`{"alg":"RS256"}x`, Header{}, true},
+	}
+	for _, tt := range tests {
+		h, err := ParseHeader([]byte(tt.in))
+		if (err != nil) != tt.err || err == nil && h != tt.want {
+			t.Errorf("ParseHeader(%s) = %+v, %v; want %+v, error %v", tt.in, h, err, tt.want, tt.err)
+		}
+	}
+}
+
+// FuzzScanner checks the scanner against encoding/json: whatever it
+// accepts is valid JSON, strings decode to the same text, and valid JSON
+// is refused only for the documented stricter rules.
+func FuzzScanner(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2,{"b":"\u00e9"}]}`, `"\ud83d\ude00"`, `-1.5e3`, `[true,false,null]`, `{"a":"\n"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := NewScanner(data)
+		err := s.Skip()
+		if err == nil {
+			err = s.End()
+		}
+		valid := json.Valid(data)
+		if err == nil && !valid {
+			t.Fatalf("scanner accepted invalid JSON %q", data)
+		}
+		if err != nil && valid {
+			msg := err.Error()
+			if !strings.Contains(msg, "UTF-8") && !strings.Contains(msg, "surrogate") && !strings.Contains(msg, "nested too deep") {
+				t.Fatalf("scanner refused valid JSON %q: %v", data, err)
+			}
+		}
+		if len(data) > 0 && data[0] == '"' && valid {
+			var want string
+			json.Unmarshal(data, &want)
+			got, err := NewScanner(data).String()
+			if err == nil && got != want {
+				t.Fatalf("String(%q) = %q; encoding/json says %q", data, got, want)
+			}
+		}
+	})
+}
