@@ -29,12 +29,12 @@ type claims struct {
 // member keygate reads must have its JSON type (null counts as absent) and
 // appear once: RFC 7519 section 4 lets parsers refuse duplicate claims,
 // and a duplicate is how two parsers come to disagree about a token.
-func decodeClaims(b []byte) (claims, error) {
+func decodeClaims(payload string) (claims, error) {
 	var (
 		c    claims
 		seen uint32
 	)
-	s := jose.NewScanner(b)
+	s := jose.NewScanner(payload)
 	str := func(dst *string) error {
 		if s.Null() {
 			return nil
@@ -51,10 +51,10 @@ func decodeClaims(b []byte) (claims, error) {
 		*dst = &v
 		return err
 	}
-	err := s.Object(func(key []byte) error {
+	err := s.Object(func(key string) error {
 		var bit uint32
 		var err error
-		switch string(key) {
+		switch key {
 		case "iss":
 			bit, err = 1<<0, str(&c.Iss)
 		case "sub":
@@ -137,8 +137,8 @@ func roles(s *jose.Scanner) ([]string, error) {
 	}
 	var out []string
 	found := false
-	err := s.Object(func(key []byte) error {
-		if string(key) != "roles" {
+	err := s.Object(func(key string) error {
+		if key != "roles" {
 			return s.Skip()
 		}
 		if found {
@@ -157,8 +157,7 @@ func resourceAccess(s *jose.Scanner, c *claims) error {
 		return nil
 	}
 	c.ResourceAccess = map[string][]string{}
-	return s.Object(func(key []byte) error {
-		client := string(key)
+	return s.Object(func(client string) error {
 		if _, dup := c.ResourceAccess[client]; dup {
 			return fmt.Errorf("duplicate client %q", client)
 		}
@@ -172,8 +171,8 @@ func cnf(s *jose.Scanner, c *claims) error {
 	if s.Null() {
 		return nil
 	}
-	return s.Object(func(key []byte) error {
-		switch string(key) {
+	return s.Object(func(key string) error {
+		switch key {
 		case "jkt":
 			c.CnfJkt = true
 		case "x5t#S256":
@@ -197,7 +196,7 @@ func numericDate(name string, v *float64) (time.Time, error) {
 	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }
 
-func (c *claims) principal(payload []byte, a Authorities) *Principal {
+func (c *claims) principal(payload string, a Authorities) *Principal {
 	p := &Principal{
 		Subject:    c.Sub,
 		Username:   c.PreferredUsername,

@@ -51,7 +51,7 @@ type Principal struct {
 	Roles []string
 
 	scopePrefix, rolePrefix string // zero: "SCOPE_", "ROLE_"
-	payload                 []byte
+	payload                 string
 	once                    sync.Once
 	claims                  map[string]json.RawMessage
 	claimsErr               error
@@ -126,7 +126,7 @@ func (p *Principal) prefixes() (scope, role string) {
 // json.Unmarshal would. It reports false when the token has no such claim.
 func (p *Principal) Claim(name string, v any) (bool, error) {
 	p.once.Do(func() {
-		p.claimsErr = json.Unmarshal(p.payload, &p.claims)
+		p.claimsErr = json.Unmarshal([]byte(p.payload), &p.claims)
 	})
 	if p.claimsErr != nil {
 		return false, fmt.Errorf("keygate: decode claims: %w", p.claimsErr)

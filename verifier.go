@@ -200,7 +200,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if h.Crit {
 		return nil, fail(ErrMalformed, "header has critical extensions (crit) keygate does not understand", nil)
 	}
-	c, err := decodeClaims(jws.Payload)
+	payload := string(jws.Payload)
+	c, err := decodeClaims(payload)
 	if err != nil {
 		return nil, fail(ErrMalformed, "bad claims", err)
 	}
@@ -232,7 +233,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 		return nil, fail(ErrBadSignature, "", err)
 	}
 
-	p := c.principal(jws.Payload, v.auth)
+	p := c.principal(payload, v.auth)
 	for _, check := range v.cfg.Validators {
 		if err := check(ctx, p); err != nil {
 			var ke *Error

@@ -137,13 +137,13 @@ type Header struct {
 func ParseHeader(b []byte) (Header, error) {
 	var h Header
 	var seen uint8
-	s := NewScanner(b)
-	err := s.Object(func(key []byte) error {
+	s := NewScanner(string(b))
+	err := s.Object(func(key string) error {
 		var (
 			bit uint8
 			dst *string
 		)
-		switch string(key) {
+		switch key {
 		case "alg":
 			bit, dst = 1, &h.Alg
 		case "kid":

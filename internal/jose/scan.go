@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -18,7 +19,7 @@ import (
 // of the cost of a verification beside the signature itself (see
 // ARCHITECTURE.md).
 type Scanner struct {
-	data  []byte
+	data  string
 	pos   int
 	depth int
 }
@@ -28,8 +29,9 @@ const maxDepth = 64
 // ErrSyntax reports input that is not valid JSON, or JSON keygate refuses.
 var ErrSyntax = errors.New("invalid JSON")
 
-// NewScanner returns a Scanner over data.
-func NewScanner(data []byte) *Scanner { return &Scanner{data: data} }
+// NewScanner returns a Scanner over data. Strings without escapes are
+// returned as substrings of data, without copying.
+func NewScanner(data string) *Scanner { return &Scanner{data: data} }
 
 func (s *Scanner) errorf(format string, args ...any) error {
 	return fmt.Errorf("%w at offset %d: %s", ErrSyntax, s.pos, fmt.Sprintf(format, args...))
@@ -58,7 +60,7 @@ func (s *Scanner) End() error {
 // Null consumes a null literal if one is next and reports whether it did.
 func (s *Scanner) Null() bool {
 	s.ws()
-	if len(s.data)-s.pos >= 4 && string(s.data[s.pos:s.pos+4]) == "null" {
+	if strings.HasPrefix(s.data[s.pos:], "null") {
 		s.pos += 4
 		return true
 	}
@@ -75,8 +77,8 @@ func (s *Scanner) Peek() byte {
 }
 
 // Object reads an object, calling member for each key; member must
-// consume the value. The key bytes are only valid during the call.
-func (s *Scanner) Object(member func(key []byte) error) error {
+// consume the value.
+func (s *Scanner) Object(member func(key string) error) error {
 	s.ws()
 	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
 		return s.errorf("want an object")
@@ -177,15 +179,14 @@ func (s *Scanner) Strings() ([]string, error) {
 // String reads a string.
 func (s *Scanner) String() (string, error) {
 	s.ws()
-	raw, err := s.rawString()
-	return string(raw), err
+	return s.rawString()
 }
 
-// rawString reads a string and returns its content: a subslice of the
+// rawString reads a string and returns its content: a substring of the
 // input when it has no escapes, otherwise a decoded copy.
-func (s *Scanner) rawString() ([]byte, error) {
+func (s *Scanner) rawString() (string, error) {
 	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
-		return nil, s.errorf("want a string")
+		return "", s.errorf("want a string")
 	}
 	s.pos++
 	start := s.pos
@@ -199,31 +200,31 @@ func (s *Scanner) rawString() ([]byte, error) {
 		case c == '\\':
 			return s.escapedString(start)
 		case c < 0x20:
-			return nil, s.errorf("control character in string")
+			return "", s.errorf("control character in string")
 		case c < utf8.RuneSelf:
 			s.pos++
 		default:
-			r, n := utf8.DecodeRune(s.data[s.pos:])
+			r, n := utf8.DecodeRuneInString(s.data[s.pos:])
 			if r == utf8.RuneError && n == 1 {
-				return nil, s.errorf("invalid UTF-8 in string")
+				return "", s.errorf("invalid UTF-8 in string")
 			}
 			s.pos += n
 		}
 	}
-	return nil, s.errorf("unterminated string")
+	return "", s.errorf("unterminated string")
 }
 
-func (s *Scanner) escapedString(start int) ([]byte, error) {
-	buf := append([]byte(nil), s.data[start:s.pos]...)
+func (s *Scanner) escapedString(start int) (string, error) {
+	buf := []byte(s.data[start:s.pos])
 	for s.pos < len(s.data) {
 		c := s.data[s.pos]
 		switch {
 		case c == '"':
 			s.pos++
-			return buf, nil
+			return string(buf), nil
 		case c == '\\':
 			if s.pos+1 >= len(s.data) {
-				return nil, s.errorf("unterminated escape")
+				return "", s.errorf("unterminated escape")
 			}
 			e := s.data[s.pos+1]
 			s.pos += 2
@@ -243,40 +244,40 @@ func (s *Scanner) escapedString(start int) ([]byte, error) {
 			case 'u':
 				r, err := s.hex4()
 				if err != nil {
-					return nil, err
+					return "", err
 				}
 				if utf16.IsSurrogate(r) {
 					if r >= 0xdc00 || s.pos+1 >= len(s.data) || s.data[s.pos] != '\\' || s.data[s.pos+1] != 'u' {
-						return nil, s.errorf("lone surrogate in string")
+						return "", s.errorf("lone surrogate in string")
 					}
 					s.pos += 2
 					lo, err := s.hex4()
 					if err != nil {
-						return nil, err
+						return "", err
 					}
 					if r = utf16.DecodeRune(r, lo); r == utf8.RuneError {
-						return nil, s.errorf("lone surrogate in string")
+						return "", s.errorf("lone surrogate in string")
 					}
 				}
 				buf = utf8.AppendRune(buf, r)
 			default:
-				return nil, s.errorf("invalid escape")
+				return "", s.errorf("invalid escape")
 			}
 		case c < 0x20:
-			return nil, s.errorf("control character in string")
+			return "", s.errorf("control character in string")
 		case c < utf8.RuneSelf:
 			buf = append(buf, c)
 			s.pos++
 		default:
-			r, n := utf8.DecodeRune(s.data[s.pos:])
+			r, n := utf8.DecodeRuneInString(s.data[s.pos:])
 			if r == utf8.RuneError && n == 1 {
-				return nil, s.errorf("invalid UTF-8 in string")
+				return "", s.errorf("invalid UTF-8 in string")
 			}
 			buf = append(buf, s.data[s.pos:s.pos+n]...)
 			s.pos += n
 		}
 	}
-	return nil, s.errorf("unterminated string")
+	return "", s.errorf("unterminated string")
 }
 
 func (s *Scanner) hex4() (rune, error) {
@@ -307,7 +308,7 @@ func (s *Scanner) Number() (float64, error) {
 	if err := s.number(); err != nil {
 		return 0, err
 	}
-	f, err := strconv.ParseFloat(string(s.data[start:s.pos]), 64)
+	f, err := strconv.ParseFloat(s.data[start:s.pos], 64)
 	if err != nil {
 		return 0, s.errorf("number out of range")
 	}
@@ -360,7 +361,7 @@ func (s *Scanner) digits() bool {
 func (s *Scanner) Skip() error {
 	switch c := s.Peek(); {
 	case c == '{':
-		return s.Object(func([]byte) error { return s.Skip() })
+		return s.Object(func(string) error { return s.Skip() })
 	case c == '[':
 		return s.Array(s.Skip)
 	case c == '"':
@@ -370,7 +371,7 @@ func (s *Scanner) Skip() error {
 		return s.number()
 	}
 	for _, lit := range [...]string{"true", "false", "null"} {
-		if len(s.data)-s.pos >= len(lit) && string(s.data[s.pos:s.pos+len(lit)]) == lit {
+		if strings.HasPrefix(s.data[s.pos:], lit) {
 			s.pos += len(lit)
 			return nil
 		}

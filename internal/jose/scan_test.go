@@ -42,7 +42,7 @@ func TestScannerSkip(t *testing.T) {
 		{strings.Repeat("[", 64) + strings.Repeat("]", 64), true},
 	}
 	for _, tt := range tests {
-		s := NewScanner([]byte(tt.in))
+		s := NewScanner(tt.in)
 		err := s.Skip()
 		if err == nil {
 			err = s.End()
@@ -89,7 +89,7 @@ func FuzzScanner(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := NewScanner(data)
+		s := NewScanner(string(data))
 		err := s.Skip()
 		if err == nil {
 			err = s.End()
@@ -107,7 +107,7 @@ func FuzzScanner(f *testing.F) {
 		if len(data) > 0 && data[0] == '"' && valid {
 			var want string
 			json.Unmarshal(data, &want)
-			got, err := NewScanner(data).String()
+			got, err := NewScanner(string(data)).String()
 			if err == nil && got != want {
 				t.Fatalf("String(%q) = %q; encoding/json says %q", data, got, want)
 			}
