@@ -1,4 +1,4 @@
 package keygate
 
 // CacheLen reports how many tokens v's cache holds.
-func CacheLen(v *Verifier) int { return v.cache.len() }
+func CacheLen(v *Verifier) int { return v.cache.stats().Size }

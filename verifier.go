@@ -249,6 +249,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	return p, nil
 }
 
+// CacheStats reports the verified-token cache's counters; all zero when
+// the cache is off.
+func (v *Verifier) CacheStats() CacheStats {
+	if v.cache == nil {
+		return CacheStats{}
+	}
+	return v.cache.stats()
+}
+
 // checkType accepts Keycloak access tokens (typ claim "Bearer") and RFC
 // 9068 access tokens (header typ "at+jwt"), and refuses every other token
 // Keycloak issues: ID, refresh, offline and logout tokens.

@@ -352,6 +352,9 @@ func TestCache(t *testing.T) {
 	if f.keys.n.Load() != lookups {
 		t.Error("a cache hit looked up the key")
 	}
+	if st := f.v.CacheStats(); st.Hits != 1 || st.Misses != 1 || st.Size != 1 || st.Capacity != keygate.DefaultCacheSize {
+		t.Errorf("CacheStats() = %+v; want 1 hit, 1 miss, size 1, capacity %d", st, keygate.DefaultCacheSize)
+	}
 
 	t.Run("ends at exp", func(t *testing.T) {
 		tok := f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": f.Now().Add(time.Minute)}})
