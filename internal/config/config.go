@@ -1,0 +1,264 @@
+// Package config is the configuration of the keygate binary: one struct
+// tree filled from a YAML file (see [Load]) and checked by
+// [Config.Validate]. docs/config.md documents every key.
+//
+// Zero values mean the documented default, as in the library's Config
+// structs; [Config.WithDefaults] spells them out for the server.
+package config
+
+import (
+	"time"
+
+	"github.com/keygate/keygate/authz"
+)
+
+// Defaults for the zero values of [Config].
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultRealm             = "keygate"
+	DefaultForwardAuthPath   = "/auth"
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultDialTimeout       = 10 * time.Second
+)
+
+// Default names of the identity headers, see [IdentityHeaders].
+const (
+	DefaultSubjectHeader  = "X-Auth-Subject"
+	DefaultUsernameHeader = "X-Auth-Username"
+	DefaultEmailHeader    = "X-Auth-Email"
+	DefaultRolesHeader    = "X-Auth-Roles"
+	DefaultClientHeader   = "X-Auth-Client"
+	DefaultScopesHeader   = "X-Auth-Scopes"
+)
+
+// Off, as the name of an identity header, turns that header off.
+const Off = "-"
+
+// Config is the whole configuration of keygate serve.
+type Config struct {
+	// Listen is the address of the main listener. Zero means
+	// [DefaultListen], loopback only.
+	Listen string `yaml:"listen"`
+
+	// TLS, when set, terminates TLS on the main listener.
+	TLS *TLS `yaml:"tls"`
+
+	// Upstream is the URL requests are proxied to once allowed. At least
+	// one of Upstream and ForwardAuth is set.
+	Upstream string `yaml:"upstream"`
+
+	// ForwardAuth, when set, answers forward-auth subrequests of a front
+	// proxy (NGINX auth_request, Caddy forward_auth, Traefik forwardAuth)
+	// on its path of the main listener.
+	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
+
+	// Issuer is the exact iss of accepted tokens, such as
+	// https://keycloak.example.com/realms/myrealm. Required.
+	Issuer string `yaml:"issuer"`
+
+	// JWKSURL, when set, is fetched for keys instead of discovering them
+	// from the issuer.
+	JWKSURL string `yaml:"jwks_url"`
+
+	// Audiences are the aud values accepted, any of them. Required unless
+	// InsecureSkipAudienceCheck.
+	Audiences []string `yaml:"audiences"`
+
+	// InsecureSkipAudienceCheck accepts tokens whatever their aud.
+	InsecureSkipAudienceCheck bool `yaml:"insecure_skip_audience_check"`
+
+	// AuthorizedParties, when set, are the only clients (azp) whose
+	// tokens are accepted.
+	AuthorizedParties []string `yaml:"authorized_parties"`
+
+	// Keys tunes the key set fetching.
+	Keys Keys `yaml:"keys"`
+
+	// Verify tunes token verification.
+	Verify Verify `yaml:"verify"`
+
+	// Rules decide what each request needs (package authz's YAML format).
+	// Nil means every request needs a valid token and nothing more.
+	Rules *authz.Rules `yaml:"rules"`
+
+	// IdentityHeaders name the headers that carry the caller to the
+	// upstream, or back to the front proxy in forward-auth answers.
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
+
+	// ForwardToken keeps the Authorization header on proxied requests.
+	// False removes it: the upstream sees the identity headers, not the
+	// bearer token.
+	ForwardToken bool `yaml:"forward_token"`
+
+	// Realm is the realm of WWW-Authenticate challenges. Zero means
+	// [DefaultRealm].
+	Realm string `yaml:"realm"`
+
+	// Timeouts of the listeners and of the upstream connection.
+	Timeouts Timeouts `yaml:"timeouts"`
+
+	// Admin, when set, serves /healthz, /readyz and /metrics on its own
+	// listener.
+	Admin *Admin `yaml:"admin"`
+
+	// Log configures the JSON log on standard error.
+	Log Log `yaml:"log"`
+}
+
+// TLS names the certificate and key of the main listener, PEM files.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// ForwardAuth configures the forward-auth endpoint.
+type ForwardAuth struct {
+	// Path is the endpoint's path. Zero means [DefaultForwardAuthPath].
+	Path string `yaml:"path"`
+}
+
+// Keys tunes the [github.com/keygate/keygate/jwks.Source]. Zero values
+// mean the jwks package defaults.
+type Keys struct {
+	RefreshInterval    time.Duration `yaml:"refresh_interval"`
+	MinRefetchInterval time.Duration `yaml:"min_refetch_interval"`
+	MaxStale           time.Duration `yaml:"max_stale"`
+	Timeout            time.Duration `yaml:"timeout"`
+	InsecureAllowHTTP  bool          `yaml:"insecure_allow_http"`
+}
+
+// Verify tunes the [github.com/keygate/keygate.Verifier]. Zero values
+// mean the library defaults.
+type Verify struct {
+	Leeway             time.Duration `yaml:"leeway"`
+	Algorithms         []string      `yaml:"algorithms"`
+	CacheSize          int           `yaml:"cache_size"`
+	MaxTokenSize       int           `yaml:"max_token_size"`
+	AllowUntypedTokens bool          `yaml:"allow_untyped_tokens"`
+	RoleClients        []string      `yaml:"role_clients"`
+	NoRealmRoles       bool          `yaml:"no_realm_roles"`
+}
+
+// IdentityHeaders name the headers that describe a verified caller. Zero
+// means the default name (X-Auth-Subject and so on); [Off] ("-") turns a
+// header off. Whatever the names, keygate removes every incoming header
+// with one of the configured or default names before it forwards a
+// request.
+type IdentityHeaders struct {
+	// Subject carries sub.
+	Subject string `yaml:"subject"`
+	// Username carries preferred_username.
+	Username string `yaml:"username"`
+	// Email carries email.
+	Email string `yaml:"email"`
+	// Roles carries the roles the rules check with role:, comma-separated:
+	// the realm roles, plus the client roles of verify.role_clients.
+	Roles string `yaml:"roles"`
+	// Client carries the client the token was issued to (azp).
+	Client string `yaml:"client"`
+	// Scopes carries the scopes, space-separated as in the scope claim.
+	Scopes string `yaml:"scopes"`
+}
+
+// Timeouts of the listeners and the upstream. Zero means the default
+// named on each; write and read timeouts stay off by default so that
+// streams and uploads of any length pass.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers. Zero means
+	// [DefaultReadHeaderTimeout].
+	ReadHeader time.Duration `yaml:"read_header"`
+	// Read bounds reading a whole request. Zero means none.
+	Read time.Duration `yaml:"read"`
+	// Write bounds writing a response. Zero means none (streaming).
+	Write time.Duration `yaml:"write"`
+	// Idle bounds keep-alive idleness. Zero means [DefaultIdleTimeout].
+	Idle time.Duration `yaml:"idle"`
+	// Shutdown bounds the graceful shutdown. Zero means
+	// [DefaultShutdownTimeout].
+	Shutdown time.Duration `yaml:"shutdown"`
+	// UpstreamDial bounds connecting to the upstream. Zero means
+	// [DefaultDialTimeout].
+	UpstreamDial time.Duration `yaml:"upstream_dial"`
+	// UpstreamResponseHeader bounds the wait for the upstream's response
+	// headers. Zero means none.
+	UpstreamResponseHeader time.Duration `yaml:"upstream_response_header"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Listen is its address, such as 127.0.0.1:9090. Required.
+	Listen string `yaml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Zero means info.
+	Level string `yaml:"level"`
+}
+
+// WithDefaults returns a copy of c with the documented defaults filled in
+// for zero values that keygate itself (not the library) resolves.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Realm == "" {
+		c.Realm = DefaultRealm
+	}
+	if c.ForwardAuth != nil {
+		fa := *c.ForwardAuth
+		if fa.Path == "" {
+			fa.Path = DefaultForwardAuthPath
+		}
+		c.ForwardAuth = &fa
+	}
+	c.IdentityHeaders = c.IdentityHeaders.withDefaults()
+	t := &c.Timeouts
+	if t.ReadHeader == 0 {
+		t.ReadHeader = DefaultReadHeaderTimeout
+	}
+	if t.Idle == 0 {
+		t.Idle = DefaultIdleTimeout
+	}
+	if t.Shutdown == 0 {
+		t.Shutdown = DefaultShutdownTimeout
+	}
+	if t.UpstreamDial == 0 {
+		t.UpstreamDial = DefaultDialTimeout
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	return c
+}
+
+func (h IdentityHeaders) withDefaults() IdentityHeaders {
+	def := func(s *string, d string) {
+		if *s == "" {
+			*s = d
+		}
+	}
+	def(&h.Subject, DefaultSubjectHeader)
+	def(&h.Username, DefaultUsernameHeader)
+	def(&h.Email, DefaultEmailHeader)
+	def(&h.Roles, DefaultRolesHeader)
+	def(&h.Client, DefaultClientHeader)
+	def(&h.Scopes, DefaultScopesHeader)
+	return h
+}
+
+// named returns the headers by their key in the YAML, in a fixed order.
+func (h IdentityHeaders) named() []struct{ Key, Name string } {
+	return []struct{ Key, Name string }{
+		{"subject", h.Subject}, {"username", h.Username}, {"email", h.Email},
+		{"roles", h.Roles}, {"client", h.Client}, {"scopes", h.Scopes},
+	}
+}
+
+// DefaultIdentityHeaderNames returns the default identity header names.
+func DefaultIdentityHeaderNames() []string {
+	return []string{DefaultSubjectHeader, DefaultUsernameHeader, DefaultEmailHeader,
+		DefaultRolesHeader, DefaultClientHeader, DefaultScopesHeader}
+}

@@ -1,0 +1,238 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/internal/config"
+)
+
+func env(vars map[string]string) config.LookupEnv {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+}
+
+// valid is a minimal valid file; tests append to it or replace lines.
+const valid = `upstream: http://127.0.0.1:3000
+issuer: https://sso.example.com/realms/r
+audiences: [api]
+`
+
+func TestExpand(t *testing.T) {
+	vars := env(map[string]string{"HOST": "sso", "EMPTY": "", "N": "3"})
+	tests := []struct {
+		in, want, err string
+	}{
+		{in: "plain", want: "plain"},
+		{in: "https://${HOST}/x", want: "https://sso/x"},
+		{in: "${HOST}${N}", want: "sso3"},
+		{in: "${MISSING:-fallback}", want: "fallback"},
+		{in: "${EMPTY:-fallback}", want: "fallback"},
+		{in: "${EMPTY}", want: ""},
+		{in: "${HOST:-x}", want: "sso"},
+		{in: "${MISSING:-}", want: ""},
+		{in: "$${HOST}", want: "${HOST}"},
+		{in: "cost: $5 ${N}", want: "cost: $5 3"},
+		{in: "${MISSING}", err: "environment variable MISSING is not set; set it, or give a default with ${MISSING:-value}"},
+		{in: "${HOST", err: "without its closing }"},
+		{in: "${1BAD}", err: "does not name an environment variable"},
+		{in: "${}", err: "does not name an environment variable"},
+	}
+	for _, tt := range tests {
+		got, err := config.Expand(tt.in, vars)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("Expand(%q) error = %v; want %q", tt.in, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	vars := env(map[string]string{
+		"ISSUER": "https://sso.example.com/realms/r", "CACHE": "100", "ON": "true",
+		"EVIL": "x\nupstream: http://evil", "AUD": "api", "LEEWAY": "30s",
+	})
+	tests := []struct {
+		name  string
+		yaml  string
+		check func(t *testing.T, c config.Config)
+		err   string // substring of the error, with its line: "file.yaml:3: ..."
+	}{
+		{
+			name: "env substitution",
+			yaml: "upstream: http://127.0.0.1:3000\nissuer: ${ISSUER}\naudiences: [\"${AUD}\", \"${OTHER:-web}\"]\n" +
+				"verify:\n  cache_size: ${CACHE}\n  allow_untyped_tokens: ${ON}\n  leeway: ${LEEWAY}\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.Issuer != "https://sso.example.com/realms/r" || c.Verify.CacheSize != 100 || !c.Verify.AllowUntypedTokens ||
+					c.Verify.Leeway != 30*time.Second || strings.Join(c.Audiences, ",") != "api,web" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "a value cannot add structure",
+			yaml: valid + "realm: ${EVIL}\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.Realm != "x\nupstream: http://evil" || c.Upstream != "http://127.0.0.1:3000" {
+					t.Errorf("realm %q, upstream %q", c.Realm, c.Upstream)
+				}
+			},
+		},
+		{
+			name: "comments and keys are not substituted",
+			yaml: "# uses ${NOT_SET}\n" + valid,
+		},
+		{
+			name: "rules",
+			yaml: valid + "rules:\n  default: authenticated\n  rules:\n    - path: /public/**\n      require: permit_all\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.Rules == nil || len(c.Rules.Rules) != 1 {
+					t.Errorf("rules = %+v", c.Rules)
+				}
+			},
+		},
+		{name: "unset variable", yaml: valid + "realm: ${NOPE}\n", err: "f.yaml:4: environment variable NOPE is not set"},
+		{name: "unknown key", yaml: valid + "audience: [x]\n", err: `f.yaml:4: unknown key "audience" at the top level; did you mean "audiences"?`},
+		{name: "unknown nested key", yaml: valid + "keys:\n  max_stal: 1h\n", err: `f.yaml:5: unknown key "max_stal" under keys; did you mean "max_stale"?`},
+		{name: "unknown key without a guess", yaml: valid + "frobnicate: 1\n", err: `f.yaml:4: unknown key "frobnicate" at the top level; the keys here are listen,`},
+		{name: "unknown key in rules", yaml: valid + "rules:\n  - path: /x\n    require: {roles: admin}\n", err: `f.yaml:6: unknown requirement "roles"`},
+		{name: "duration as a number", yaml: valid + "verify:\n  leeway: 60\n", err: `f.yaml:5: cannot unmarshal !!int ` + "`60`" + ` into time.Duration; write durations as Go duration strings`},
+		{name: "bool typo", yaml: valid + "forward_token: yes please\n", err: "f.yaml:4: cannot unmarshal !!str `yes please` into bool; write true or false"},
+		{name: "syntax error", yaml: valid + "audiences: [a\n", err: "f.yaml:"},
+		{name: "duplicate key", yaml: valid + "issuer: https://x\n", err: `f.yaml:4: mapping key "issuer" already defined at line 2`},
+		{name: "empty", yaml: "", err: "f.yaml: the file is empty"},
+		{name: "not a mapping", yaml: "- a\n", err: "f.yaml:1: the configuration must be a mapping"},
+		{name: "two documents", yaml: valid + "---\nlisten: x\n", err: "f.yaml:4: a second YAML document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := config.Load("f.yaml", []byte(tt.yaml), vars)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Load error = %v; want %q", err, tt.err)
+				}
+				var errs config.Errors
+				if !errors.As(err, &errs) {
+					t.Errorf("Load error is %T; want config.Errors", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if tt.check != nil {
+				tt.check(t, f.Config)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "cert.pem")
+	os.WriteFile(cert, []byte("x"), 0o600)
+	tests := []struct {
+		name string
+		yaml string
+		err  string // "" means valid
+	}{
+		{name: "minimal", yaml: valid},
+		{name: "forward-auth only", yaml: "forward_auth: {}\nissuer: https://sso.example.com/realms/r\naudiences: [api]\n"},
+		{name: "skip audience check", yaml: "upstream: http://u\nissuer: https://i/realms/r\ninsecure_skip_audience_check: true\n"},
+		{name: "loopback http issuer", yaml: "upstream: http://u\nissuer: http://127.0.0.1:8180/realms/r\naudiences: [a]\n"},
+		{name: "http issuer allowed", yaml: "upstream: http://u\nissuer: http://sso/realms/r\naudiences: [a]\nkeys: {insecure_allow_http: true}\n"},
+		{
+			name: "empty audiences",
+			yaml: "upstream: http://u\nissuer: https://i/realms/r\naudiences: []\n",
+			err:  "f.yaml:3: audiences is empty; list the aud values this service accepts, or set insecure_skip_audience_check: true to accept any",
+		},
+		{
+			name: "missing audiences",
+			yaml: "upstream: http://u\nissuer: https://i/realms/r\n",
+			err:  "f.yaml: audiences is empty; list the aud values",
+		},
+		{name: "audiences and skip", yaml: valid + "insecure_skip_audience_check: true\n", err: "f.yaml:4: insecure_skip_audience_check is true but audiences are listed"},
+		{name: "empty audience", yaml: "upstream: http://u\nissuer: https://i/r\naudiences: [a, \"\"]\n", err: "f.yaml:3: audiences holds an empty string"},
+		{name: "no issuer", yaml: "upstream: http://u\naudiences: [a]\n", err: "f.yaml: issuer is missing"},
+		{name: "jwks_url without issuer", yaml: "upstream: http://u\naudiences: [a]\njwks_url: https://k/certs\n", err: "f.yaml:3: issuer is missing; jwks_url only says where the keys are"},
+		{name: "plain http issuer", yaml: "upstream: http://u\nissuer: http://sso/realms/r\naudiences: [a]\n", err: "f.yaml:2: issuer \"http://sso/realms/r\" uses plain http; use https, or set keys.insecure_allow_http: true"},
+		{name: "bad jwks_url scheme", yaml: valid + "jwks_url: ftp://k/certs\n", err: "f.yaml:4: jwks_url \"ftp://k/certs\" must start with https://"},
+		{name: "neither upstream nor forward_auth", yaml: "issuer: https://i/r\naudiences: [a]\n", err: "neither upstream nor forward_auth is set"},
+		{name: "bad upstream", yaml: "upstream: 127.0.0.1:3000\nissuer: https://i/r\naudiences: [a]\n", err: "f.yaml:1: upstream \"127.0.0.1:3000\" must start with http:// or https://"},
+		{name: "upstream with query", yaml: "upstream: http://u/?a=b\nissuer: https://i/r\naudiences: [a]\n", err: "f.yaml:1: upstream \"http://u/?a=b\" must not carry a query"},
+		{name: "bad forward-auth path", yaml: valid + "forward_auth: {path: auth}\n", err: "f.yaml:4: forward_auth.path \"auth\" must be a clean absolute path"},
+		{name: "bad listen", yaml: valid + "listen: 8080\n", err: "f.yaml:4: listen \"8080\" is not host:port"},
+		{name: "bad algorithm", yaml: valid + "verify:\n  algorithms: [RS256, HS256]\n", err: "f.yaml:5: verify.algorithms: \"HS256\" is not supported"},
+		{name: "negative duration", yaml: valid + "keys:\n  max_stale: -1h\n", err: "f.yaml:5: keys.max_stale is negative"},
+		{name: "negative token size", yaml: valid + "verify: {max_token_size: -1}\n", err: "f.yaml:4: verify.max_token_size is negative"},
+		{name: "tls without key", yaml: valid + "tls:\n  cert_file: " + cert + "\n", err: "f.yaml:4: tls needs both cert_file and key_file"},
+		{name: "tls file missing", yaml: valid + "tls:\n  cert_file: " + cert + "\n  key_file: /nonexistent/key.pem\n", err: "f.yaml:6: tls.key_file: cannot read /nonexistent/key.pem: no such file or directory"},
+		{name: "admin without listen", yaml: valid + "admin: {}\n", err: "f.yaml:4: admin.listen is missing"},
+		{name: "admin on the main port", yaml: valid + "listen: 127.0.0.1:8080\nadmin: {listen: 127.0.0.1:8080}\n", err: "f.yaml:5: admin.listen is the same address as listen"},
+		{name: "log level", yaml: valid + "log: {level: loud}\n", err: "f.yaml:4: log.level \"loud\" is not a level"},
+		{name: "bad header name", yaml: valid + "identity_headers:\n  username: \"X User\"\n", err: "f.yaml:5: identity_headers.username \"X User\" is not a valid header name"},
+		{name: "reserved header", yaml: valid + "identity_headers:\n  subject: authorization\n", err: "f.yaml:5: identity_headers.subject \"authorization\" is a header HTTP or the proxy owns"},
+		{name: "duplicate header", yaml: valid + "identity_headers:\n  email: x-auth-subject\n", err: "f.yaml:5: identity_headers.email \"x-auth-subject\" is also the name of identity_headers.subject"},
+		{name: "header off", yaml: valid + "identity_headers:\n  email: \"-\"\n"},
+		{name: "role_clients empty string", yaml: valid + "verify: {role_clients: [\"\"]}\n", err: "f.yaml:4: verify.role_clients holds an empty string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := config.Load("f.yaml", []byte(tt.yaml), env(nil))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			err = f.Validate()
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("Validate = %v; want nil", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("Validate = %v; want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	f, err := config.Load("f.yaml", []byte("issuer: http://sso/r\naudiences: []\nlog: {level: x}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs config.Errors
+	if !errors.As(f.Validate(), &errs) || len(errs) != 4 {
+		t.Fatalf("Validate = %v; want 4 problems", errs)
+	}
+	for i := 1; i < len(errs); i++ {
+		if errs[i].Line < errs[i-1].Line {
+			t.Errorf("problems not in line order: %v", errs)
+		}
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	c := config.Config{ForwardAuth: &config.ForwardAuth{}, IdentityHeaders: config.IdentityHeaders{Email: config.Off, Username: "X-User"}}.WithDefaults()
+	if c.Listen != config.DefaultListen || c.Realm != "keygate" || c.ForwardAuth.Path != "/auth" ||
+		c.Timeouts.ReadHeader != config.DefaultReadHeaderTimeout || c.Timeouts.Write != 0 ||
+		c.IdentityHeaders.Subject != "X-Auth-Subject" || c.IdentityHeaders.Email != config.Off || c.IdentityHeaders.Username != "X-User" {
+		t.Errorf("WithDefaults = %+v", c)
+	}
+}
+
+// TestExampleConfig keeps examples/keygate.yaml valid.
+func TestExampleConfig(t *testing.T) {
+	f, err := config.ReadFile("../../examples/keygate.yaml", env(map[string]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,264 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/internal/jose"
+)
+
+// Validate checks a Config built in Go; see [File.Validate].
+func Validate(c Config) error {
+	return (&File{Name: "config", Config: c}).Validate()
+}
+
+// Validate checks every value of the configuration and reports all the
+// problems it finds, each with its line and what to do, as [Errors]. It
+// reads no file but checks that the TLS files exist. It compiles the
+// rules.
+func (f *File) Validate() error {
+	v := validator{f: f}
+	c := &f.Config
+
+	if c.Listen != "" {
+		v.addr("listen", c.Listen)
+	}
+	if c.Upstream == "" && c.ForwardAuth == nil {
+		v.add("", "neither upstream nor forward_auth is set; set upstream: http://host:port to proxy requests, or forward_auth: {path: /auth} to answer a front proxy's auth subrequests (or both)")
+	}
+	if c.Upstream != "" {
+		v.upstream(c.Upstream)
+	}
+	if fa := c.ForwardAuth; fa != nil && fa.Path != "" {
+		if !strings.HasPrefix(fa.Path, "/") || cleanPath(fa.Path) != fa.Path || strings.ContainsAny(fa.Path, "?#;\\") {
+			v.add("forward_auth.path", "forward_auth.path %q must be a clean absolute path such as /auth", fa.Path)
+		}
+	}
+
+	switch {
+	case c.Issuer == "" && c.JWKSURL != "":
+		v.add("jwks_url", "issuer is missing; jwks_url only says where the keys are, keygate still needs the exact iss of accepted tokens, such as https://keycloak.example.com/realms/myrealm")
+	case c.Issuer == "":
+		v.add("", "issuer is missing; set it to the exact iss of accepted tokens, such as https://keycloak.example.com/realms/myrealm")
+	default:
+		v.keyURL("issuer", c.Issuer, c.Keys.InsecureAllowHTTP)
+	}
+	if c.JWKSURL != "" {
+		v.keyURL("jwks_url", c.JWKSURL, c.Keys.InsecureAllowHTTP)
+	}
+	switch {
+	case len(c.Audiences) == 0 && !c.InsecureSkipAudienceCheck:
+		v.add("audiences", "audiences is empty; list the aud values this service accepts, or set insecure_skip_audience_check: true to accept any")
+	case len(c.Audiences) > 0 && c.InsecureSkipAudienceCheck:
+		v.add("insecure_skip_audience_check", "insecure_skip_audience_check is true but audiences are listed; remove one of them")
+	}
+	v.nonEmpty("audiences", c.Audiences)
+	v.nonEmpty("authorized_parties", c.AuthorizedParties)
+	v.nonEmpty("verify.role_clients", c.Verify.RoleClients)
+
+	for _, d := range []struct {
+		key string
+		val time.Duration
+	}{
+		{"keys.refresh_interval", c.Keys.RefreshInterval},
+		{"keys.min_refetch_interval", c.Keys.MinRefetchInterval},
+		{"keys.max_stale", c.Keys.MaxStale},
+		{"keys.timeout", c.Keys.Timeout},
+		{"timeouts.read_header", c.Timeouts.ReadHeader},
+		{"timeouts.read", c.Timeouts.Read},
+		{"timeouts.write", c.Timeouts.Write},
+		{"timeouts.idle", c.Timeouts.Idle},
+		{"timeouts.shutdown", c.Timeouts.Shutdown},
+		{"timeouts.upstream_dial", c.Timeouts.UpstreamDial},
+		{"timeouts.upstream_response_header", c.Timeouts.UpstreamResponseHeader},
+	} {
+		if d.val < 0 {
+			v.add(d.key, "%s is negative (%v); use 0s for the default", d.key, d.val)
+		}
+	}
+	for _, a := range c.Verify.Algorithms {
+		if !jose.Supported(a) {
+			v.add("verify.algorithms", "verify.algorithms: %q is not supported; use some of %s (HMAC and none are never accepted)", a, strings.Join(jose.Algorithms(), ", "))
+		}
+	}
+	if c.Verify.MaxTokenSize < 0 {
+		v.add("verify.max_token_size", "verify.max_token_size is negative; use 0 for the default of 16384 bytes")
+	}
+
+	v.headers(c.IdentityHeaders.withDefaults())
+
+	if t := c.TLS; t != nil {
+		switch {
+		case t.CertFile == "" || t.KeyFile == "":
+			v.add("tls", "tls needs both cert_file and key_file (PEM files); remove tls: to serve plain HTTP")
+		default:
+			for _, p := range []struct{ key, file string }{{"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile}} {
+				if _, err := os.Stat(p.file); err != nil {
+					v.add(p.key, "%s: cannot read %s: %v", p.key, p.file, unwrapPath(err))
+				}
+			}
+		}
+	}
+	if a := c.Admin; a != nil {
+		switch {
+		case a.Listen == "":
+			v.add("admin", "admin.listen is missing; set it, such as 127.0.0.1:9090, or remove admin: to serve no admin endpoints")
+		default:
+			v.addr("admin.listen", a.Listen)
+			if a.Listen == c.WithDefaults().Listen && !strings.HasSuffix(a.Listen, ":0") {
+				v.add("admin.listen", "admin.listen is the same address as listen; give the admin endpoints a port of their own")
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "log.level %q is not a level; use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Rules != nil {
+		if _, err := authz.Compile(*c.Rules); err != nil {
+			v.add("rules", "%s", strings.TrimPrefix(err.Error(), "authz: "))
+		}
+	}
+	if len(v.errs) > 0 {
+		return v.errs.sorted()
+	}
+	return nil
+}
+
+type validator struct {
+	f    *File
+	errs Errors
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.f.Name, Line: v.f.Line(key), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) addr(key, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		v.add(key, "%s %q is not host:port; write such as 127.0.0.1:8080 (or :8080 for every interface)", key, addr)
+	}
+}
+
+func (v *validator) upstream(raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://"):
+		v.add("upstream", "upstream %q must start with http:// or https://", raw)
+	case err != nil:
+		v.add("upstream", "upstream %q is not a URL: %v", raw, unwrapURL(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.add("upstream", "upstream %q must start with http:// or https://", raw)
+	case u.Host == "":
+		v.add("upstream", "upstream %q has no host; write such as http://127.0.0.1:3000", raw)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		v.add("upstream", "upstream %q must not carry a query, fragment or user info; give scheme, host and an optional path prefix", raw)
+	}
+}
+
+func (v *validator) keyURL(key, raw string, insecure bool) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.add(key, "%s %q is not a URL: %v", key, raw, unwrapURL(err))
+	case u.Host == "":
+		v.add(key, "%s %q has no host; write the full URL, such as https://keycloak.example.com/realms/myrealm", key, raw)
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (insecure || loopback(u.Hostname())):
+	case u.Scheme == "http":
+		v.add(key, "%s %q uses plain http; use https, or set keys.insecure_allow_http: true inside a trusted network", key, raw)
+	default:
+		v.add(key, "%s %q must start with https://", key, raw)
+	}
+}
+
+func (v *validator) nonEmpty(key string, list []string) {
+	if slices.Contains(list, "") {
+		v.add(key, "%s holds an empty string; remove it", key)
+	}
+}
+
+// reservedHeader reports whether the canonical header name may not carry
+// identities: the proxy or HTTP itself owns it.
+func reservedHeader(canon string) bool {
+	switch canon {
+	case "Authorization", "Connection", "Content-Length", "Content-Type", "Cookie",
+		"Host", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding",
+		"Upgrade", "Www-Authenticate", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Forwarded-Method", "X-Forwarded-Uri", "X-Original-Method", "X-Original-Uri":
+		return true
+	}
+	return false
+}
+
+func (v *validator) headers(h IdentityHeaders) {
+	seen := make(map[string]string)
+	for _, n := range h.named() {
+		if n.Name == "" || n.Name == Off {
+			continue
+		}
+		key := "identity_headers." + n.Key
+		canon := http.CanonicalHeaderKey(n.Name)
+		switch {
+		case !validHeaderName(n.Name):
+			v.add(key, "%s %q is not a valid header name; use letters, digits and -, such as X-Auth-User", key, n.Name)
+		case reservedHeader(canon):
+			v.add(key, "%s %q is a header HTTP or the proxy owns; choose another name, such as X-Auth-%s", key, n.Name, strings.ToUpper(n.Key[:1])+n.Key[1:])
+		case seen[canon] != "":
+			v.add(key, "%s %q is also the name of identity_headers.%s; give each a name of its own", key, n.Name, seen[canon])
+		}
+		seen[canon] = n.Key
+	}
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func loopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func cleanPath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func unwrapURL(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

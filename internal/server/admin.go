@@ -1,0 +1,65 @@
+package server
+
+import (
+	"net/http"
+	"time"
+)
+
+// newAdminHandler serves the admin listener: /healthz (the process is
+// alive), /readyz (keys are loaded) and /metrics (Prometheus).
+func (s *Server) newAdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	return mux
+}
+
+// readiness is the body of /readyz.
+type readiness struct {
+	Ready bool       `json:"ready"`
+	JWKS  keysStatus `json:"jwks"`
+}
+
+type keysStatus struct {
+	URL         string     `json:"url,omitempty"`
+	KeyIDs      []string   `json:"key_ids"`
+	Skipped     int        `json:"skipped_keys"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	AgeSeconds  float64    `json:"age_seconds"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	Fetches     uint64     `json:"fetches"`
+	Failures    uint64     `json:"failures"`
+	KidFetches  uint64     `json:"kid_fetches"`
+}
+
+// serveReady answers 200 when a usable key set is held and 503 otherwise,
+// with the key set's status either way.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	st := s.keys.Status()
+	ks := keysStatus{
+		URL: st.URL, KeyIDs: st.KeyIDs, Skipped: len(st.Skipped),
+		AgeSeconds: st.Age(time.Now()).Seconds(),
+		Fetches:    st.Fetches, Failures: st.Failures, KidFetches: st.KidFetches,
+	}
+	if ks.KeyIDs == nil {
+		ks.KeyIDs = []string{}
+	}
+	if !st.LastSuccess.IsZero() {
+		t := st.LastSuccess.UTC()
+		ks.LastSuccess = &t
+	}
+	if st.LastError != nil {
+		ks.LastError = st.LastError.Error()
+		t := st.LastErrorAt.UTC()
+		ks.LastErrorAt = &t
+	}
+	status := http.StatusOK
+	if !st.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, readiness{Ready: st.Ready, JWKS: ks})
+}

@@ -1,0 +1,278 @@
+package server
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/httpauth"
+	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/metrics"
+)
+
+// newHandler returns the main listener's handler. It dispatches on the
+// exact path rather than through http.ServeMux, which would clean and
+// redirect paths before the strict path check of httpauth sees them.
+func (s *Server) newHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case s.faPath != "" && r.URL.Path == s.faPath:
+			s.serveForwardAuth(w, r)
+		case s.proxy != nil:
+			s.serveProxy(w, r)
+		default:
+			writeJSON(w, http.StatusNotFound, errorBody{"not_found", "keygate answers forward-auth requests on " + s.faPath + " only"})
+		}
+	})
+}
+
+// decide runs the access decision for the request r stands for, records
+// it and, on refusal, logs it.
+func (s *Server) decide(r *http.Request, method string, u *url.URL) (*keygate.Principal, *httpauth.Error) {
+	start := time.Now()
+	p, e := s.auth.Authorize(r, method, u)
+	s.record(r, method, u.Path, e, time.Since(start))
+	return p, e
+}
+
+func (s *Server) record(r *http.Request, method, path string, e *httpauth.Error, d time.Duration) {
+	if e == nil {
+		s.metrics.Decision(metrics.Allowed, metrics.ReasonOK, d)
+		return
+	}
+	s.metrics.Decision(metrics.Outcome(e.Status), e.Description, d)
+	// One line per refused request: never the token, and e.Err only,
+	// which names the failed check.
+	attrs := []any{"status", e.Status, "reason", e.Description, "method", method, "path", path}
+	if e.Principal != nil {
+		attrs = append(attrs, "sub", e.Principal.Subject)
+	}
+	if e.Err != nil {
+		attrs = append(attrs, "error", e.Err.Error())
+	}
+	if r.URL.Path == s.faPath && s.faPath != "" {
+		attrs = append(attrs, "forward_auth", true)
+	}
+	s.log.Log(r.Context(), slog.LevelInfo, "request refused", attrs...)
+}
+
+// refuse writes e as httpauth does: WWW-Authenticate (or Retry-After)
+// and a small JSON body.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *httpauth.Error) {
+	e.Realm = s.cfg.Realm
+	httpauth.WriteError(w, r, e)
+}
+
+func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+	p, e := s.decide(r, r.Method, r.URL)
+	if e != nil {
+		s.refuse(w, r, e)
+		return
+	}
+	if p != nil {
+		r = r.WithContext(httpauth.NewContext(r.Context(), p))
+	}
+	s.proxy.ServeHTTP(w, r)
+}
+
+func (s *Server) newProxy(upstream *url.URL, transport http.RoundTripper) *httputil.ReverseProxy {
+	if transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // the upstream is reached directly, whatever HTTP_PROXY says
+		t.DialContext = (&net.Dialer{Timeout: s.cfg.Timeouts.UpstreamDial, KeepAlive: 30 * time.Second}).DialContext
+		t.ResponseHeaderTimeout = s.cfg.Timeouts.UpstreamResponseHeader
+		transport = t
+	}
+	forwardToken := s.cfg.ForwardToken
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.SetXForwarded()
+			// Strip before set: whatever the client sent under an
+			// identity header name never reaches the upstream, on public
+			// routes too.
+			s.headers.strip(pr.Out.Header)
+			if !forwardToken {
+				pr.Out.Header.Del("Authorization")
+			}
+			if p, ok := httpauth.FromContext(pr.In.Context()); ok {
+				s.headers.set(pr.Out.Header, p)
+			}
+		},
+		Transport: transport,
+		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				// The client went away; nobody reads the answer.
+				s.log.Debug("client gone before the upstream answered", "method", r.Method, "path", r.URL.Path)
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			s.metrics.UpstreamError()
+			s.log.Error("upstream error", "method", r.Method, "path", r.URL.Path, "upstream", upstream.Host, "error", err.Error())
+			writeJSON(w, http.StatusBadGateway, errorBody{"bad_gateway", "the upstream did not answer"})
+		},
+	}
+}
+
+// serveForwardAuth answers a front proxy's auth subrequest: 200 with the
+// identity headers when the original request is allowed, the refusal
+// otherwise. The original method and URI come from X-Forwarded-Method
+// and X-Forwarded-Uri (Traefik, Caddy) or X-Original-Method and
+// X-Original-URI (NGINX).
+func (s *Server) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	method, rawURI, e := originalRequest(r.Header)
+	var u *url.URL
+	if e == nil {
+		var err error
+		if u, err = url.ParseRequestURI(rawURI); err != nil || u.Path == "" {
+			e = badRequest("the original request URI is not a valid request target")
+		}
+	}
+	if e != nil {
+		s.record(r, method, s.faPath, e, 0)
+		s.refuse(w, r, e)
+		return
+	}
+	p, e := s.decide(r, method, u)
+	if e != nil {
+		s.refuse(w, r, e)
+		return
+	}
+	if p != nil {
+		s.headers.set(w.Header(), p)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// originalRequest reads the method and URI of the request a forward-auth
+// subrequest stands for. One pair of headers must be present, each once;
+// when both pairs are, they must agree. A client can add either pair to
+// its own request and some front proxies pass it on, so keygate never
+// prefers one pair over the other.
+func originalRequest(h http.Header) (method, uri string, e *httpauth.Error) {
+	type pair struct{ method, uri string }
+	var found []pair
+	for _, names := range [][2]string{{"X-Forwarded-Method", "X-Forwarded-Uri"}, {"X-Original-Method", "X-Original-Uri"}} {
+		ms, us := h.Values(names[0]), h.Values(names[1])
+		if len(ms) == 0 && len(us) == 0 {
+			continue
+		}
+		if len(ms) != 1 || len(us) != 1 {
+			return "", "", badRequest("forward-auth needs exactly one " + names[0] + " and one " + names[1] + " header")
+		}
+		found = append(found, pair{ms[0], us[0]})
+	}
+	switch {
+	case len(found) == 0:
+		return "", "", badRequest("forward-auth needs X-Forwarded-Method and X-Forwarded-Uri, or X-Original-Method and X-Original-URI")
+	case len(found) == 2 && found[0] != found[1]:
+		return "", "", badRequest("X-Forwarded-Method/Uri and X-Original-Method/URI disagree")
+	}
+	if !validMethod(found[0].method) {
+		return "", "", badRequest("the original request method is not a valid method")
+	}
+	return found[0].method, found[0].uri, nil
+}
+
+func validMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func badRequest(desc string) *httpauth.Error {
+	return &httpauth.Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: desc}
+}
+
+// identity sets and strips the identity headers.
+type identity struct {
+	subject, username, email, roles, client, scopes string // "" when off
+	all                                             []string
+}
+
+func newIdentity(h config.IdentityHeaders) identity {
+	on := func(name string) string {
+		if name == config.Off {
+			return ""
+		}
+		return http.CanonicalHeaderKey(name)
+	}
+	id := identity{
+		subject: on(h.Subject), username: on(h.Username), email: on(h.Email),
+		roles: on(h.Roles), client: on(h.Client), scopes: on(h.Scopes),
+	}
+	seen := make(map[string]bool)
+	for _, n := range append([]string{id.subject, id.username, id.email, id.roles, id.client, id.scopes}, config.DefaultIdentityHeaderNames()...) {
+		if n != "" && !seen[http.CanonicalHeaderKey(n)] {
+			seen[http.CanonicalHeaderKey(n)] = true
+			id.all = append(id.all, http.CanonicalHeaderKey(n))
+		}
+	}
+	return id
+}
+
+// StrippedHeaders returns every header name stripped from incoming requests: the
+// configured identity headers and the default names, canonicalized.
+func (s *Server) StrippedHeaders() []string { return append([]string(nil), s.headers.all...) }
+
+// strip removes every identity header, configured or default name.
+func (id identity) strip(h http.Header) {
+	for _, n := range id.all {
+		delete(h, n)
+	}
+}
+
+// set writes p's identity headers to h. Empty values are not written.
+func (id identity) set(h http.Header, p *keygate.Principal) {
+	put := func(name, value string) {
+		if name != "" && value != "" {
+			h[name] = []string{headerValue(value)}
+		}
+	}
+	put(id.subject, p.Subject)
+	put(id.username, p.Username)
+	put(id.email, p.Email)
+	put(id.roles, strings.Join(p.Roles, ","))
+	put(id.client, p.Client)
+	put(id.scopes, strings.Join(p.Scopes, " "))
+}
+
+// headerValue drops the control characters a header value cannot hold;
+// claims are JSON strings and may contain them.
+func headerValue(v string) string {
+	if strings.IndexFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) < 0 {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v)
+}
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,344 @@
+// Package server is keygate's HTTP server: a reverse proxy that lets
+// through only the requests the rules allow, a forward-auth endpoint for
+// front proxies, and an admin listener with health and metrics.
+//
+// Its lifecycle is Caddy's: a [config.Config] is validated, [New]
+// provisions the server from it (no network I/O), [Server.Start] listens
+// and fetches keys, and [Server.Shutdown] drains in-flight requests.
+// [Server.Run] does the last two around a context.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/httpauth"
+	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/metrics"
+	"github.com/keygate/keygate/jwks"
+)
+
+// Options are the dependencies of a [Server] that do not come from the
+// configuration file.
+type Options struct {
+	// Logger receives the JSON log. Nil means no logging.
+	Logger *slog.Logger
+
+	// Transport carries proxied requests to the upstream. Nil means a
+	// transport like http.DefaultTransport's without proxy settings from
+	// the environment, with the configured dial and response header
+	// timeouts.
+	Transport http.RoundTripper
+
+	// KeysClient fetches discovery documents and key sets. Nil means the
+	// jwks package's default client with the configured keys.timeout.
+	KeysClient *http.Client
+}
+
+// Server is one keygate instance. Build it with [New], then call
+// [Server.Start] or [Server.Run]. It is safe for concurrent use.
+type Server struct {
+	cfg     config.Config // with defaults
+	log     *slog.Logger
+	keys    *jwks.Source
+	auth    *httpauth.Middleware
+	metrics *metrics.Metrics
+	headers identity
+	faPath  string
+	proxy   *httputil.ReverseProxy // nil without upstream
+	tls     *tls.Config
+
+	handler http.Handler
+	admin   http.Handler
+
+	mu       sync.Mutex
+	srv      *http.Server
+	adminSrv *http.Server
+	ln       net.Listener
+	adminLn  net.Listener
+	done     chan struct{} // closed when both listeners have stopped serving
+	serveErr chan error
+}
+
+// New provisions a Server from cfg, which it validates first. It reads
+// the TLS files but does no network I/O: keys are fetched from Start on.
+func New(cfg config.Config, opts Options) (*Server, error) {
+	if err := config.Validate(cfg); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), headers: newIdentity(cfg.IdentityHeaders)}
+
+	keysClient := opts.KeysClient
+	if keysClient == nil && cfg.Keys.Timeout > 0 {
+		keysClient = &http.Client{Timeout: cfg.Keys.Timeout}
+	}
+	var err error
+	s.keys, err = jwks.NewSource(jwks.Config{
+		Issuer:             cfg.Issuer,
+		URL:                cfg.JWKSURL,
+		HTTPClient:         keysClient,
+		RefreshInterval:    cfg.Keys.RefreshInterval,
+		MinRefetchInterval: cfg.Keys.MinRefetchInterval,
+		MaxStale:           cfg.Keys.MaxStale,
+		InsecureAllowHTTP:  cfg.Keys.InsecureAllowHTTP,
+		Logger:             log.With("component", "jwks"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := keygate.NewVerifier(keygate.Config{
+		Issuer:                    cfg.Issuer,
+		Audiences:                 cfg.Audiences,
+		InsecureSkipAudienceCheck: cfg.InsecureSkipAudienceCheck,
+		AuthorizedParties:         cfg.AuthorizedParties,
+		Keys:                      s.keys,
+		Algorithms:                cfg.Verify.Algorithms,
+		Leeway:                    cfg.Verify.Leeway,
+		MaxTokenSize:              cfg.Verify.MaxTokenSize,
+		AllowUntypedTokens:        cfg.Verify.AllowUntypedTokens,
+		CacheSize:                 cfg.Verify.CacheSize,
+		Authorities: keygate.Authorities{
+			RoleClients:  cfg.Verify.RoleClients,
+			NoRealmRoles: cfg.Verify.NoRealmRoles,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var policy *authz.Policy
+	if cfg.Rules != nil {
+		if policy, err = authz.Compile(*cfg.Rules); err != nil {
+			return nil, err
+		}
+	}
+	// Decisions are made through Authorize, which does not log; the
+	// server logs refusals itself, with the same attributes as the
+	// middleware's Logger would.
+	s.auth, err = httpauth.New(httpauth.Config{Verifier: verifier, Policy: policy, Realm: cfg.Realm})
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.WatchKeys(s.keys, nil)
+
+	if cfg.Upstream != "" {
+		u, err := url.Parse(cfg.Upstream)
+		if err != nil {
+			return nil, err
+		}
+		s.proxy = s.newProxy(u, opts.Transport)
+	}
+	if cfg.ForwardAuth != nil {
+		s.faPath = cfg.ForwardAuth.Path
+	}
+	if t := cfg.TLS; t != nil {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.handler = s.newHandler()
+	s.admin = s.newAdminHandler()
+	return s, nil
+}
+
+// Handler returns the handler of the main listener: forward-auth on its
+// path, the proxy everywhere else.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler returns the handler of the admin listener.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// KeysReady returns a channel closed once the first key set is held.
+func (s *Server) KeysReady() <-chan struct{} { return s.keys.Ready() }
+
+// Start binds the listeners, starts fetching keys and serves in the
+// background. It returns once the listeners are bound; a bind failure is
+// its error. Start may be called once.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("server: already started")
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	var adminLn net.Listener
+	if s.cfg.Admin != nil {
+		if adminLn, err = net.Listen("tcp", s.cfg.Admin.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+	}
+	t := s.cfg.Timeouts
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		TLSConfig:         s.tls,
+		ErrorLog:          errLog,
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.ln = ln
+	s.done = make(chan struct{})
+	s.serveErr = make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- err
+		}
+	}()
+	if adminLn != nil {
+		s.adminLn = adminLn
+		s.adminSrv = &http.Server{
+			Handler:           s.admin,
+			ReadHeaderTimeout: t.ReadHeader,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       t.Idle,
+			ErrorLog:          errLog,
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				s.serveErr <- err
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(s.done) }()
+	s.keys.Start()
+
+	attrs := []any{"listen", s.ln.Addr().String(), "tls", s.tls != nil, "issuer", s.cfg.Issuer}
+	if s.proxy != nil {
+		attrs = append(attrs, "upstream", s.cfg.Upstream)
+	}
+	if s.faPath != "" {
+		attrs = append(attrs, "forward_auth", s.faPath)
+	}
+	if adminLn != nil {
+		attrs = append(attrs, "admin", adminLn.Addr().String())
+	}
+	s.log.Info("keygate started", attrs...)
+	return nil
+}
+
+// Addr returns the address of the main listener, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// AdminAddr returns the address of the admin listener, or nil when there
+// is none or before Start.
+func (s *Server) AdminAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// URL returns the base URL of the main listener, such as
+// http://127.0.0.1:8080, or "" before Start.
+func (s *Server) URL() string {
+	a := s.Addr()
+	if a == nil {
+		return ""
+	}
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + a.String()
+}
+
+// Shutdown stops accepting connections, waits for in-flight requests to
+// finish or ctx to end, then closes what is left and stops fetching keys.
+// Connections taken over by an upgrade (WebSocket) are not waited for.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, adminSrv := s.srv, s.adminSrv
+	s.mu.Unlock()
+	defer s.keys.Close()
+	if srv == nil {
+		return nil
+	}
+	var errs []error
+	var wg sync.WaitGroup
+	for _, h := range []*http.Server{srv, adminSrv} {
+		if h == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.Shutdown(ctx); err != nil {
+				h.Close()
+				s.mu.Lock()
+				errs = append(errs, err)
+				s.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	<-s.done
+	return errors.Join(errs...)
+}
+
+// Run starts the server, serves until ctx ends, then shuts down
+// gracefully within the configured timeouts.shutdown. It returns nil
+// after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(); err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-s.serveErr:
+	}
+	s.log.Info("keygate shutting down", "timeout", s.cfg.Timeouts.Shutdown.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeouts.Shutdown)
+	defer cancel()
+	err := s.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("shutdown: in-flight requests did not finish within %v", s.cfg.Timeouts.Shutdown)
+	}
+	s.log.Info("keygate stopped")
+	return errors.Join(serveErr, err)
+}
