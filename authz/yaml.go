@@ -417,9 +417,26 @@ func unknownKey(k *yaml.Node, what string, keys []string, aliases func(string) [
 	return errAt(k, "unknown %s %q; %s", what, k.Value, hint)
 }
 
-// errAt returns an error at n's line.
+// LineError is a problem in a YAML rules document, at a line. Tools that
+// embed [Rules] in a larger document read Line and Msg with errors.As.
+type LineError struct {
+	// Line is the 1-based line of the node at fault.
+	Line int
+	// Msg says what is wrong and what to do, without the line.
+	Msg string
+	// Err is the cause, if any.
+	Err error
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("authz: line %d: %s", e.Line, e.Msg) }
+
+// Unwrap returns the cause.
+func (e *LineError) Unwrap() error { return e.Err }
+
+// errAt returns a *LineError at n's line.
 func errAt(n *yaml.Node, format string, args ...any) error {
-	return fmt.Errorf("authz: line %d: "+format, append([]any{n.Line}, args...)...)
+	err := fmt.Errorf(format, args...)
+	return &LineError{Line: n.Line, Msg: err.Error(), Err: errors.Unwrap(err)}
 }
 
 // resolve follows aliases to the node they name.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/keygate/keygate/authz"
 	"io"
 	"os"
 	"reflect"
@@ -153,11 +154,15 @@ func Load(name string, data []byte, env LookupEnv) (*File, error) {
 	return f, nil
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: |authz: )?line (\d+): (.*)$`)
+// lineRE reads the line out of yaml.v3's errors, which are only text.
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// yamlErrors turns errors of yaml.v3 and of authz.Rules.UnmarshalYAML,
-// whose messages start with "line N:", into Errors.
+// yamlErrors turns errors of yaml.v3, whose messages start with
+// "line N:", and *authz.LineError into Errors.
 func (f *File) yamlErrors(err error) Errors {
+	if le, ok := errors.AsType[*authz.LineError](err); ok {
+		return Errors{&Error{File: f.Name, Line: le.Line, Msg: le.Msg}}
+	}
 	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
