@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"github.com/keygate/keygate"
 	"net/http"
 	"time"
 
@@ -98,6 +99,18 @@ func (m *Metrics) WatchKeys(keys KeyStatus, now func() time.Time) {
 	m.reg.MustRegister(&keyCollector{keys: keys, now: now})
 }
 
+// CacheStatser reports a verified-token cache; [*keygate.Verifier]
+// implements it.
+type CacheStatser interface {
+	CacheStats() keygate.CacheStats
+}
+
+// WatchCache exports the verified-token cache on every scrape: hits,
+// misses, size and capacity.
+func (m *Metrics) WatchCache(v CacheStatser) {
+	m.reg.MustRegister(&cacheCollector{v: v})
+}
+
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
@@ -158,3 +171,33 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 var _ prometheus.Collector = (*keyCollector)(nil)
+
+var (
+	descCacheHits = prometheus.NewDesc("keygate_token_cache_hits_total",
+		"Tokens answered from the verified-token cache.", nil, nil)
+	descCacheMisses = prometheus.NewDesc("keygate_token_cache_misses_total",
+		"Tokens verified in full: not in the cache, or their entry had ended.", nil, nil)
+	descCacheSize = prometheus.NewDesc("keygate_token_cache_entries",
+		"Tokens held by the verified-token cache.", nil, nil)
+	descCacheCapacity = prometheus.NewDesc("keygate_token_cache_capacity",
+		"The most tokens the verified-token cache holds; 0 when it is off.", nil, nil)
+)
+
+// cacheCollector reads a verifier's cache counters at scrape time.
+type cacheCollector struct{ v CacheStatser }
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCacheHits, descCacheMisses, descCacheSize, descCacheCapacity} {
+		ch <- d
+	}
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.v.CacheStats()
+	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(st.Hits))
+	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(st.Misses))
+	ch <- prometheus.MustNewConstMetric(descCacheSize, prometheus.GaugeValue, float64(st.Size))
+	ch <- prometheus.MustNewConstMetric(descCacheCapacity, prometheus.GaugeValue, float64(st.Capacity))
+}
+
+var _ prometheus.Collector = (*cacheCollector)(nil)

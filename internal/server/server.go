@@ -136,6 +136,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.WatchKeys(s.keys, nil)
+	s.metrics.WatchCache(verifier)
 
 	if cfg.Upstream != "" {
 		u, err := url.Parse(cfg.Upstream)

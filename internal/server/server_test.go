@@ -411,8 +411,9 @@ func TestAdmin(t *testing.T) {
 	}
 
 	do(t, "GET", s.URL()+"/api/x")
-	do(t, "GET", s.URL()+"/api/x", "Authorization: Bearer "+token(t, iss, "alice"))
-	do(t, "GET", s.URL()+"/admin/x", "Authorization: Bearer "+token(t, iss, "alice"))
+	alice := token(t, iss, "alice")
+	do(t, "GET", s.URL()+"/api/x", "Authorization: Bearer "+alice)
+	do(t, "GET", s.URL()+"/admin/x", "Authorization: Bearer "+alice)
 	do(t, "GET", s.URL()+"/auth")
 	_, metrics := do(t, "GET", admin+"/metrics")
 	for _, want := range []string{
@@ -428,6 +429,10 @@ func TestAdmin(t *testing.T) {
 		"keygate_jwks_keys 1",
 		"keygate_jwks_age_seconds ",
 		"keygate_upstream_errors_total 0",
+		"keygate_token_cache_hits_total 1",
+		"keygate_token_cache_misses_total 1",
+		"keygate_token_cache_entries 1",
+		"keygate_token_cache_capacity 4096",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
