@@ -4,8 +4,8 @@ GO ?= go
 .PHONY: test check quick e2e bench fuzz
 
 # test runs everything: static checks, then the quick tier with the race
-# detector.
-test: check quick
+# detector, then the e2e tier against a real Keycloak.
+test: check quick e2e
 
 # check fails on unformatted files and vet findings.
 check:
@@ -16,6 +16,13 @@ check:
 # quick is the unit tier: every package against the in-process test issuer.
 quick:
 	$(GO) test -race -count=1 ./...
+
+# e2e is the end-to-end tier: tokens a real Keycloak issued, fetched once
+# into .cache/ and started on loopback (see e2e/README.md). Keycloak is
+# stopped afterwards, also when tests fail; if it cannot be fetched or
+# started, e2e fails.
+e2e:
+	GO=$(GO) scripts/e2e.sh
 
 # bench runs the library's benchmarks, then the peer comparison of
 # BENCHMARKS.md from its own module.
