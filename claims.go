@@ -16,7 +16,7 @@ type claims struct {
 	PreferredUsername, Email, Name, GivenName     string
 	FamilyName                                    string
 	Aud                                           []string
-	Exp, Nbf, Iat                                 *float64
+	Exp, Nbf, Iat                                 number
 	RealmRoles                                    []string
 	ResourceAccess                                map[string][]string
 	Groups                                        []string
@@ -43,12 +43,12 @@ func decodeClaims(payload string) (claims, error) {
 		*dst = v
 		return err
 	}
-	num := func(dst **float64) error {
+	num := func(dst *number) error {
 		if s.Null() {
 			return nil
 		}
 		v, err := s.Number()
-		*dst = &v
+		*dst = number{v, true}
 		return err
 	}
 	err := s.Object(func(key string) error {
@@ -182,13 +182,19 @@ func cnf(s *jose.Scanner, c *claims) error {
 	})
 }
 
+// number is an optional JSON number claim.
+type number struct {
+	v   float64
+	set bool
+}
+
 // numericDate converts a JSON NumericDate to a time, refusing values a
-// time.Time cannot hold.
-func numericDate(name string, v *float64) (time.Time, error) {
-	if v == nil {
+// time.Time cannot hold. An absent claim is the zero time.
+func numericDate(name string, n number) (time.Time, error) {
+	if !n.set {
 		return time.Time{}, nil
 	}
-	f := *v
+	f := n.v
 	if math.IsNaN(f) || f < 0 || f > 1<<40 {
 		return time.Time{}, errors.New("claim " + name + " is not a valid NumericDate")
 	}

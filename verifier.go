@@ -302,7 +302,7 @@ func (v *Verifier) checkBinding(c *claims) *Error {
 }
 
 func (v *Verifier) checkTimes(c *claims, now time.Time) (time.Time, *Error) {
-	if c.Exp == nil {
+	if !c.Exp.set {
 		return time.Time{}, fail(ErrInvalidClaims, "token has no exp", nil)
 	}
 	exp, err := numericDate("exp", c.Exp)

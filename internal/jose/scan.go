@@ -162,18 +162,23 @@ func (s *Scanner) Array(elem func() error) error {
 	}
 }
 
-// Strings reads an array of strings; null reads as nil.
+// Strings reads an array of strings; null reads as nil. The result is
+// allocated once, at its final size, for arrays of up to 16 strings.
 func (s *Scanner) Strings() ([]string, error) {
 	if s.Null() {
 		return nil, nil
 	}
-	out := []string{}
+	var buf [16]string
+	out := buf[:0]
 	err := s.Array(func() error {
 		v, err := s.String()
 		out = append(out, v)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]string, 0, len(out)), out...), nil
 }
 
 // String reads a string.
@@ -188,29 +193,31 @@ func (s *Scanner) rawString() (string, error) {
 	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
 		return "", s.errorf("want a string")
 	}
-	s.pos++
-	start := s.pos
-	for s.pos < len(s.data) {
-		c := s.data[s.pos]
+	start := s.pos + 1
+	for i := start; i < len(s.data); {
+		c := s.data[i]
 		switch {
 		case c == '"':
-			v := s.data[start:s.pos]
-			s.pos++
-			return v, nil
+			s.pos = i + 1
+			return s.data[start:i], nil
 		case c == '\\':
+			s.pos = i
 			return s.escapedString(start)
 		case c < 0x20:
+			s.pos = i
 			return "", s.errorf("control character in string")
 		case c < utf8.RuneSelf:
-			s.pos++
+			i++
 		default:
-			r, n := utf8.DecodeRuneInString(s.data[s.pos:])
+			r, n := utf8.DecodeRuneInString(s.data[i:])
 			if r == utf8.RuneError && n == 1 {
+				s.pos = i
 				return "", s.errorf("invalid UTF-8 in string")
 			}
-			s.pos += n
+			i += n
 		}
 	}
+	s.pos = len(s.data)
 	return "", s.errorf("unterminated string")
 }
 
