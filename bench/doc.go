@@ -1,0 +1,3 @@
+// Package bench compares keygate with other Go JWT verifiers. It holds
+// only tests and benchmarks; see README.md.
+package bench
