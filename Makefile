@@ -1,11 +1,12 @@
 # keygate: `make test` runs every test tier; see README.md.
 GO ?= go
 
-.PHONY: test check quick e2e bench fuzz
+.PHONY: test check quick e2e proxies bench fuzz
 
 # test runs everything: static checks, then the quick tier with the race
-# detector, then the e2e tier against a real Keycloak.
-test: check quick e2e
+# detector, then the e2e tier against a real Keycloak, then forward-auth
+# behind real NGINX and Caddy.
+test: check quick e2e proxies
 
 # check fails on unformatted files and vet findings.
 check:
@@ -23,6 +24,12 @@ quick:
 # started, e2e fails.
 e2e:
 	GO=$(GO) scripts/e2e.sh
+
+# proxies runs the examples/ NGINX and Caddy configs against keygate's
+# forward-auth mode with the real servers, installed from Debian's
+# packages when missing.
+proxies:
+	GO=$(GO) scripts/proxies.sh
 
 # bench runs the library's benchmarks, then the peer comparison of
 # BENCHMARKS.md from its own module.

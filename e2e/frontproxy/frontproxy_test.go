@@ -1,0 +1,292 @@
+//go:build proxies
+
+// Package frontproxy tests keygate's forward-auth mode behind the real
+// NGINX and Caddy from Debian, configured with the files in examples/:
+// the tests render those files, so the examples are what is tested.
+// Run with `make proxies`, which installs the servers when missing.
+package frontproxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/server"
+	"github.com/keygate/keygate/keycloaktest"
+)
+
+// stack is keygate in forward-auth mode with its issuer, and an upstream
+// that echoes the headers it receives.
+type stack struct {
+	idp      *keycloaktest.Server
+	keygate  string // host:port
+	upstream string // host:port
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	idp := keycloaktest.New(t, keycloaktest.Config{
+		Realm:            "dev",
+		OmitDefaultRoles: true,
+		Clients:          []keycloaktest.Client{{ID: "demo-app", DirectAccessGrants: true, Audiences: []string{"demo-api"}}},
+		Users: []keycloaktest.User{
+			{Username: "alice", Password: "alice", RealmRoles: []string{"user"}},
+			{Username: "admin", Password: "admin", RealmRoles: []string{"user", "admin"}},
+		},
+	})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
+	}))
+	t.Cleanup(up.Close)
+
+	cfg := config.Config{
+		Listen:      "127.0.0.1:0",
+		ForwardAuth: &config.ForwardAuth{Path: "/auth"},
+		Issuer:      idp.Issuer(),
+		Audiences:   []string{"demo-api"},
+		Realm:       "keygate",
+		Rules: &authz.Rules{Rules: []authz.Rule{
+			{Path: "/public/**", Require: authz.PermitAll()},
+			{Path: "/api/**", Require: authz.Role("user")},
+			{Path: "/admin/**", Require: authz.Role("admin")},
+		}},
+		Timeouts: config.Timeouts{Shutdown: 5 * time.Second},
+	}
+	s, err := server.New(cfg.WithDefaults(), server.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	select {
+	case <-s.KeysReady():
+	case <-time.After(10 * time.Second):
+		t.Fatal("keygate has no keys")
+	}
+	return &stack{idp: idp, keygate: s.Addr().String(), upstream: strings.TrimPrefix(up.URL, "http://")}
+}
+
+func (s *stack) token(t *testing.T, user string) string {
+	t.Helper()
+	return s.idp.MustMint(t, keycloaktest.Token{Client: "demo-app", User: user})
+}
+
+// freeAddr returns a loopback address nothing listens on yet.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// need finds a server binary. Under CI a missing one fails the run: make
+// proxies installs them, so absence means the setup is broken.
+func need(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; make proxies installs it from Debian's packages", name)
+		}
+		t.Skipf("%s is not installed; run make proxies, which installs it", name)
+	}
+	return p
+}
+
+// run starts cmd in its own process group, stops the group at cleanup,
+// and waits until addr answers.
+func run(t *testing.T, cmd *exec.Cmd, addr string) {
+	t.Helper()
+	out, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(out.Name())
+			t.Fatalf("%s exited at start:\n%s", cmd.Path, b)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(out.Name())
+			t.Fatalf("%s does not listen on %s:\n%s", cmd.Path, addr, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// render reads an example file and fills its placeholders.
+func render(t *testing.T, example string, vars map[string]string, placeholder func(string) string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for k, v := range vars {
+		s = strings.ReplaceAll(s, placeholder(k), v)
+	}
+	return s
+}
+
+func TestNGINX(t *testing.T) {
+	bin := need(t, "nginx")
+	st := newStack(t)
+	listen := freeAddr(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := render(t, "nginx/nginx.conf",
+		map[string]string{"NGINX_LISTEN": listen, "KEYGATE_ADDR": st.keygate, "UPSTREAM_ADDR": st.upstream},
+		func(k string) string { return "${" + k + "}" })
+	if strings.Contains(conf, "${NGINX_") || strings.Contains(conf, "${KEYGATE_") || strings.Contains(conf, "${UPSTREAM_") {
+		t.Fatal("a placeholder of examples/nginx/nginx.conf was not filled")
+	}
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, exec.Command(bin, "-p", dir, "-c", path, "-e", "stderr"), listen)
+	walkthrough(t, st, "http://"+listen)
+}
+
+func TestCaddy(t *testing.T) {
+	bin := need(t, "caddy")
+	st := newStack(t)
+	listen := freeAddr(t)
+	dir := t.TempDir()
+	// Caddy reads {$VAR} placeholders from its environment; its home and
+	// data directories go to the test's temp dir.
+	cmd := exec.Command(bin, "run", "--config", filepath.Join("..", "..", "examples", "caddy", "Caddyfile"), "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(),
+		"CADDY_LISTEN="+listen, "KEYGATE_ADDR="+st.keygate, "UPSTREAM_ADDR="+st.upstream,
+		"HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	run(t, cmd, listen)
+	walkthrough(t, st, "http://"+listen)
+}
+
+// walkthrough sends the issue's requests through a front proxy and checks
+// what the client and the upstream see.
+func walkthrough(t *testing.T, st *stack, base string) {
+	alice := st.token(t, "alice")
+	admin := st.token(t, "admin")
+	tampered := alice[:len(alice)-6] + "AAAAAA"
+	tests := []struct {
+		name      string
+		path      string
+		headers   []string
+		status    int
+		challenge string // substring of WWW-Authenticate; "" means not checked
+		user      string // X-Auth-Username the upstream must see; "-" for none
+	}{
+		{"public without token", "/public/hello", nil, 200, "", "-"},
+		{"public, spoofed identity", "/public/hello", []string{"X-Auth-Username: admin", "X-Auth-Roles: admin"}, 200, "", "-"},
+		{"api without token", "/api/orders", nil, 401, `Bearer realm="keygate"`, ""},
+		{"alice on api", "/api/orders", []string{"Authorization: Bearer " + alice}, 200, "", "alice"},
+		{"alice on api, spoofed identity", "/api/orders", []string{"Authorization: Bearer " + alice, "X-Auth-Username: admin"}, 200, "", "alice"},
+		{"alice on admin", "/admin/users", []string{"Authorization: Bearer " + alice}, 403, `error="insufficient_scope"`, ""},
+		{"admin on admin", "/admin/users", []string{"Authorization: Bearer " + admin}, 200, "", "admin"},
+		{"tampered token", "/api/orders", []string{"Authorization: Bearer " + tampered}, 401, `error="invalid_token"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("GET", base+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range tt.headers {
+				k, v, _ := strings.Cut(h, ": ")
+				req.Header.Add(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("GET %s = %d %s; want %d", tt.path, resp.StatusCode, body, tt.status)
+			}
+			challenges := resp.Header.Values("WWW-Authenticate")
+			if tt.challenge != "" {
+				if len(challenges) != 1 || !strings.Contains(challenges[0], tt.challenge) {
+					t.Errorf("WWW-Authenticate = %q; want exactly one holding %q", challenges, tt.challenge)
+				}
+			}
+			if tt.status != 200 {
+				if strings.Contains(string(body), `"path"`) {
+					t.Errorf("a refused request reached the upstream: %s", body)
+				}
+				return
+			}
+			var seen struct {
+				Headers http.Header `json:"headers"`
+			}
+			if err := json.Unmarshal(body, &seen); err != nil {
+				t.Fatalf("upstream answer %q: %v", body, err)
+			}
+			got := seen.Headers.Values("X-Auth-Username")
+			switch {
+			case tt.user == "-" && len(got) != 0:
+				t.Errorf("upstream saw X-Auth-Username %q on an anonymous request; want none", got)
+			case tt.user != "-" && (len(got) != 1 || got[0] != tt.user):
+				t.Errorf("upstream saw X-Auth-Username %q; want exactly %q", got, tt.user)
+			}
+			if tt.user == "-" && len(seen.Headers.Values("X-Auth-Roles")) != 0 {
+				t.Errorf("upstream saw X-Auth-Roles %q on an anonymous request", seen.Headers.Values("X-Auth-Roles"))
+			}
+			if tt.user != "-" && seen.Headers.Get("X-Auth-Roles") == "" {
+				t.Error("upstream saw no X-Auth-Roles")
+			}
+			if a := seen.Headers.Get("Authorization"); a != "" {
+				t.Errorf("upstream saw Authorization %q; the examples keep the token from the application", a[:min(len(a), 12)])
+			}
+		})
+	}
+}
