@@ -1,6 +1,7 @@
 package jwks
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -112,7 +113,7 @@ func TestLookupWithoutKid(t *testing.T) {
 	if _, ok := two.Lookup(""); ok {
 		t.Error("Lookup(\"\") in a two-key set found a key; want none (ambiguous)")
 	}
-	if _, err := two.Key(nil, "zz"); !errors.Is(err, ErrUnknownKey) {
+	if _, err := two.Key(context.Background(), "zz"); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("Set.Key(unknown) = %v; want ErrUnknownKey", err)
 	}
 }
