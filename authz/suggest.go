@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"github.com/keygate/keygate/internal/suggest"
 	"slices"
 	"strings"
 )
@@ -25,7 +26,7 @@ func didYouMean(s string, candidates []string, aliases func(folded string) []str
 	if len(found) == 0 {
 		best := min(2, max(1, len(f)/2)) + 1
 		for _, c := range candidates {
-			switch d := distance(f, fold(c)); {
+			switch d := suggest.Distance(f, fold(c)); {
 			case d < best:
 				best, found = d, append(found[:0], c)
 			case d == best:
@@ -72,27 +73,6 @@ func toLower(r rune) rune {
 		return r + 'a' - 'A'
 	}
 	return r
-}
-
-// distance is the Levenshtein distance between a and b, in bytes.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // requirementAliases maps common misspellings of requirement keys, folded,

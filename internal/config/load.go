@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/internal/suggest"
 	"io"
 	"os"
 	"reflect"
@@ -346,7 +347,7 @@ func closest(s string, known []string) string {
 	norm := func(x string) string { return strings.ReplaceAll(strings.ToLower(x), "-", "_") }
 	best, bestD := "", 1<<30
 	for _, k := range known {
-		d := distance(norm(s), norm(k))
+		d := suggest.Distance(norm(s), norm(k))
 		if d < bestD {
 			best, bestD = k, d
 		}
@@ -355,25 +356,4 @@ func closest(s string, known []string) string {
 		return best
 	}
 	return ""
-}
-
-// distance is the Levenshtein distance of a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
