@@ -1,7 +1,7 @@
 # keygate: `make test` runs every test tier; see README.md.
 GO ?= go
 
-.PHONY: test check quick e2e proxies bench fuzz
+.PHONY: test check quick e2e proxies bench bench-proxy fuzz
 
 # test runs everything: static checks, then the quick tier with the race
 # detector, then the e2e tier against a real Keycloak, then forward-auth
@@ -36,6 +36,11 @@ proxies:
 bench:
 	$(GO) test -run XXX -bench . -benchmem .
 	cd bench && $(GO) test -run XXX -bench . -benchtime 2s -count 6
+
+# bench-proxy runs wrk through the keygate proxy and a bare
+# httputil.ReverseProxy to the same upstream, on loopback.
+bench-proxy:
+	GO=$(GO) bench/proxyload/run.sh
 
 # fuzz runs each fuzz target for FUZZTIME.
 FUZZTIME ?= 30s

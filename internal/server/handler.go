@@ -81,10 +81,19 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	s.proxy.ServeHTTP(w, r)
 }
 
+// upstreamIdleConns is how many idle connections to the upstream the
+// proxy keeps.
+const upstreamIdleConns = 256
+
 func (s *Server) newProxy(upstream *url.URL, transport http.RoundTripper) *httputil.ReverseProxy {
 	if transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil // the upstream is reached directly, whatever HTTP_PROXY says
+		// All requests go to one upstream: keep as many idle connections
+		// as a busy proxy uses at once. The default of 2 per host made
+		// most requests under load dial a new connection.
+		t.MaxIdleConns = upstreamIdleConns
+		t.MaxIdleConnsPerHost = upstreamIdleConns
 		t.DialContext = (&net.Dialer{Timeout: s.cfg.Timeouts.UpstreamDial, KeepAlive: 30 * time.Second}).DialContext
 		t.ResponseHeaderTimeout = s.cfg.Timeouts.UpstreamResponseHeader
 		transport = t
