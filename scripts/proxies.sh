@@ -27,11 +27,29 @@ if ((${#missing[@]})); then
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if ((made_policy)); then "${sudo[@]}" rm -f "$policy"; fi
-  # If a service started anyway (no policy support), stop it: the tests
-  # need no system server, and none may listen beyond loopback.
-  for svc in "${missing[@]}"; do
-    "${sudo[@]}" pkill -x "$svc" 2>/dev/null || true
-  done
+  # If a service started anyway (a policy-rc.d that allows it), stop it
+  # by its unit or pid file: the tests need no system server, and none may
+  # listen beyond loopback.
+  if [ -d /run/systemd/system ]; then
+    "${sudo[@]}" systemctl stop "${missing[@]}" 2>/dev/null || true
+  elif [ -s /run/nginx.pid ]; then
+    "${sudo[@]}" kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+  fi
 fi
 echo "== proxies: $(nginx -v 2>&1), $(caddy version | head -n1)"
-CI="${CI:-}" "$GO" test -tags proxies -count=1 -v ./e2e/frontproxy/
+
+# The tests stop the servers they start. If the test binary dies first (a
+# -timeout panic skips cleanups), the process groups it listed in this file
+# are stopped here.
+pids="$(mktemp)"
+stop_left() {
+  while read -r pid; do
+    if kill -0 -- "-$pid" 2>/dev/null; then
+      echo "== proxies: stopping process group $pid left by the tests" >&2
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  done <"$pids"
+  rm -f "$pids"
+}
+trap stop_left EXIT
+CI="${CI:-}" KEYGATE_PROXIES_PIDS="$pids" "$GO" test -tags proxies -count=1 -timeout 3m -v ./e2e/frontproxy/

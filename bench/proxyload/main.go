@@ -1,9 +1,17 @@
 // Command proxyload sets up the servers of the proxy load test (see
-// run.sh and BENCHMARKS.md) on loopback: an upstream that answers "ok", a
-// bare httputil.ReverseProxy in front of it (the baseline), and a
-// Keycloak-compatible issuer. It writes tokens and a keygate config into
-// a directory, prints the addresses as shell assignments, and serves until
-// it gets SIGINT or SIGTERM.
+// run.sh and BENCHMARKS.md) on loopback, and serves until it gets SIGINT
+// or SIGTERM.
+//
+//	proxyload -dir DIR      an upstream that answers "ok" and a
+//	                        Keycloak-compatible issuer; writes tokens and a
+//	                        keygate config into DIR
+//	proxyload -bare ADDR    a bare httputil.ReverseProxy to the upstream at
+//	                        ADDR (the baseline)
+//
+// Each prints its addresses as shell assignments. The baseline runs in a
+// process of its own, as keygate does: in the upstream's process it would
+// share that process's scheduler and its larger heap (the issuer and the
+// tokens), which makes the collector run less often.
 package main
 
 import (
@@ -19,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/keygate/keygate/keycloaktest"
@@ -27,24 +36,21 @@ import (
 func main() {
 	dir := flag.String("dir", "", "directory for tokens.txt, token.txt and keygate.yaml")
 	n := flag.Int("tokens", 2000, "distinct tokens to mint")
+	bareTo := flag.String("bare", "", "serve only a bare proxy to this upstream host:port")
 	flag.Parse()
+	if *bareTo != "" {
+		fmt.Printf("BARE=%s\n", serve(bareProxy(*bareTo)))
+		os.Stdout.Sync()
+		wait()
+		return
+	}
 	if *dir == "" {
-		log.Fatal("proxyload: -dir is required")
+		log.Fatal("proxyload: -dir or -bare is required")
 	}
 
 	upstream := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok"))
 	}))
-	target, _ := url.Parse("http://" + upstream)
-	// The baseline gets the transport settings keygate's proxy uses
-	// (internal/server), so that the comparison measures the auth work.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.Proxy = nil
-	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = 256, 256
-	bare := serve(&httputil.ReverseProxy{Transport: transport, Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		pr.SetXForwarded()
-	}})
 
 	idp, err := keycloaktest.NewServer(keycloaktest.Config{
 		Realm:            "bench",
@@ -76,9 +82,38 @@ log:
   level: error
 `, keygateAddr, upstream, idp.Issuer()))
 
-	fmt.Printf("UPSTREAM=%s\nBARE=%s\nKEYGATE=%s\nISSUER=%s\n", upstream, bare, keygateAddr, idp.Issuer())
+	fmt.Printf("UPSTREAM=%s\nKEYGATE=%s\nISSUER=%s\n", upstream, keygateAddr, idp.Issuer())
 	os.Stdout.Sync()
+	wait()
+}
 
+// bareProxy is the baseline. It gets the transport settings and the copy
+// buffer pool of keygate's proxy (internal/server), so that the
+// comparison measures keygate's own work.
+func bareProxy(upstream string) http.Handler {
+	target, _ := url.Parse("http://" + upstream)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = 256, 256
+	return &httputil.ReverseProxy{Transport: transport, BufferPool: &bufferPool{}, Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.SetXForwarded()
+	}}
+}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+// wait blocks until SIGINT or SIGTERM.
+func wait() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -114,8 +115,9 @@ func (s *Server) newProxy(upstream *url.URL, transport http.RoundTripper) *httpu
 				s.headers.set(pr.Out.Header, p)
 			}
 		},
-		Transport: transport,
-		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Transport:  transport,
+		BufferPool: &bufferPool{},
+		ErrorLog:   slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				// The client went away; nobody reads the answer.
@@ -129,6 +131,20 @@ func (s *Server) newProxy(upstream *url.URL, transport http.RoundTripper) *httpu
 		},
 	}
 }
+
+// bufferPool lends the proxy its body copy buffers. Without a pool,
+// httputil.ReverseProxy allocates 32 KiB per request, and that garbage
+// alone made the collector run often under load. Each proxy has its own.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // serveForwardAuth answers a front proxy's auth subrequest: 200 with the
 // identity headers when the original request is allowed, the refusal
