@@ -88,7 +88,7 @@ log:
 }
 
 // bareProxy is the baseline. It gets the transport settings and the copy
-// buffer pool of keygate's proxy (internal/server), so that the
+// buffer pool of keygate's proxy (cmd/keygate/internal/server), so that the
 // comparison measures keygate's own work.
 func bareProxy(upstream string) http.Handler {
 	target, _ := url.Parse("http://" + upstream)

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"os"
 
-	"github.com/keygate/keygate/internal/cli"
+	"github.com/keygate/keygate/cmd/keygate/internal/cli"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
 )
 
 func env(vars map[string]string) config.LookupEnv {
@@ -228,7 +228,7 @@ func TestWithDefaults(t *testing.T) {
 
 // TestExampleConfig keeps examples/keygate.yaml valid.
 func TestExampleConfig(t *testing.T) {
-	f, err := config.ReadFile("../../examples/keygate.yaml", env(map[string]string{}))
+	f, err := config.ReadFile("../../../../examples/keygate.yaml", env(map[string]string{}))
 	if err != nil {
 		t.Fatal(err)
 	}

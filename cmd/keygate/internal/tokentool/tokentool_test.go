@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/internal/tokentool"
+	"github.com/keygate/keygate/cmd/keygate/internal/tokentool"
 	"github.com/keygate/keygate/keycloaktest"
 )
 

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
+	"github.com/keygate/keygate/cmd/keygate/internal/metrics"
 	"github.com/keygate/keygate/httpauth"
-	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/metrics"
 )
 
 // newHandler returns the main listener's handler. It dispatches on the

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/server"
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
+	"github.com/keygate/keygate/cmd/keygate/internal/server"
 	"github.com/keygate/keygate/keycloaktest"
 )
 

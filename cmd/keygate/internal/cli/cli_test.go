@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/internal/cli"
+	"github.com/keygate/keygate/cmd/keygate/internal/cli"
 	"github.com/keygate/keygate/keycloaktest"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/authz"
-	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/server"
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
+	"github.com/keygate/keygate/cmd/keygate/internal/server"
 	"github.com/keygate/keygate/keycloaktest"
 )
 

@@ -23,9 +23,9 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
+	"github.com/keygate/keygate/cmd/keygate/internal/metrics"
 	"github.com/keygate/keygate/httpauth"
-	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/metrics"
 	"github.com/keygate/keygate/jwks"
 )
 

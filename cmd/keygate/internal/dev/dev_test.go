@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/internal/dev"
+	"github.com/keygate/keygate/cmd/keygate/internal/dev"
 	"github.com/keygate/keygate/keycloaktest"
 )
 

@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/dev"
-	"github.com/keygate/keygate/internal/server"
-	"github.com/keygate/keygate/internal/tokentool"
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
+	"github.com/keygate/keygate/cmd/keygate/internal/dev"
+	"github.com/keygate/keygate/cmd/keygate/internal/server"
+	"github.com/keygate/keygate/cmd/keygate/internal/tokentool"
 )
 
 // Command is one keygate command.
