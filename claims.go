@@ -19,7 +19,9 @@ type claims struct {
 	Exp, Nbf, Iat                                 number
 	RealmRoles                                    []string
 	ResourceAccess                                map[string][]string
-	Groups                                        []string
+	// Groups, Roles and Entitlements are the top-level claims of RFC 9068
+	// section 2.2.3.1 (SCIM attributes).
+	Groups, Roles, Entitlements []string
 	// CnfJkt and CnfX5t report a DPoP or certificate binding (RFC 9449,
 	// RFC 8705).
 	CnfJkt, CnfX5t bool
@@ -111,6 +113,12 @@ func decodeClaims(payload string) (claims, error) {
 		case "cnf":
 			bit = 1 << 20
 			err = cnf(s, &c)
+		case "roles":
+			bit = 1 << 21
+			c.Roles, err = s.Strings()
+		case "entitlements":
+			bit = 1 << 22
+			c.Entitlements, err = s.Strings()
 		default:
 			return s.Skip()
 		}
@@ -202,23 +210,25 @@ func numericDate(name string, n number) (time.Time, error) {
 	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }
 
-func (c *claims) principal(payload string, a Authorities) *Principal {
+func (c *claims) principal(payload string, a ClaimMapping) *Principal {
 	p := &Principal{
-		Subject:    c.Sub,
-		Username:   c.PreferredUsername,
-		Email:      c.Email,
-		Name:       c.Name,
-		GivenName:  c.GivenName,
-		FamilyName: c.FamilyName,
-		Client:     c.Azp,
-		SessionID:  c.Sid,
-		ID:         c.Jti,
-		Issuer:     c.Iss,
-		Audience:   c.Aud,
-		RealmRoles: c.RealmRoles,
-		Groups:     c.Groups,
-		Scopes:     strings.Fields(c.Scope),
-		payload:    payload,
+		Subject:      c.Sub,
+		Username:     c.PreferredUsername,
+		Email:        c.Email,
+		Name:         c.Name,
+		GivenName:    c.GivenName,
+		FamilyName:   c.FamilyName,
+		Client:       c.Azp,
+		SessionID:    c.Sid,
+		JWTID:        c.Jti,
+		Issuer:       c.Iss,
+		Audience:     c.Aud,
+		RealmRoles:   c.RealmRoles,
+		RolesClaim:   c.Roles,
+		Groups:       c.Groups,
+		Entitlements: c.Entitlements,
+		Scopes:       strings.Fields(c.Scope),
+		payload:      payload,
 	}
 	if p.Client == "" {
 		p.Client = c.ClientID

@@ -100,6 +100,8 @@ func FuzzDecodeClaims(f *testing.F) {
 		same("exp", c.Exp.ptr())
 		same("nbf", c.Nbf.ptr())
 		same("groups", c.Groups)
+		same("roles", c.Roles)
+		same("entitlements", c.Entitlements)
 		if raw, ok := ref["aud"]; ok && len(raw) > 0 && raw[0] == '"' {
 			var a string
 			json.Unmarshal(raw, &a)
@@ -120,23 +122,26 @@ func (n number) ptr() *float64 {
 	return &n.v
 }
 
-func TestAuthorities(t *testing.T) {
+func TestClaimMapping(t *testing.T) {
 	realm := []string{"user"}
 	tests := []struct {
 		name  string
-		a     Authorities
+		a     ClaimMapping
 		roles []string
 		auths []string
 	}{
-		{"defaults", Authorities{}, []string{"user"}, []string{"SCOPE_read", "ROLE_user"}},
-		{"client roles merged", Authorities{RoleClients: []string{"api"}}, []string{"user", "writer"}, []string{"SCOPE_read", "ROLE_user", "ROLE_writer"}},
-		{"custom prefixes", Authorities{ScopePrefix: "scope:", RolePrefix: "role:"}, []string{"user"}, []string{"scope:read", "role:user"}},
-		{"no realm roles", Authorities{NoRealmRoles: true, RoleClients: []string{"other"}}, []string{"root"}, []string{"SCOPE_read", "ROLE_root"}},
+		{"defaults", ClaimMapping{}, []string{"user"}, []string{"SCOPE_read", "ROLE_user"}},
+		{"client roles merged", ClaimMapping{RoleClients: []string{"api"}}, []string{"user", "writer"}, []string{"SCOPE_read", "ROLE_user", "ROLE_writer"}},
+		{"custom prefixes", ClaimMapping{ScopePrefix: "scope:", RolePrefix: "role:"}, []string{"user"}, []string{"scope:read", "role:user"}},
+		{"no realm roles", ClaimMapping{NoRealmRoles: true, RoleClients: []string{"other"}}, []string{"root"}, []string{"SCOPE_read", "ROLE_root"}},
+		{"RFC 9068 roles added", ClaimMapping{RFC9068Roles: true}, []string{"user", "auditor"}, []string{"SCOPE_read", "ROLE_user", "ROLE_auditor"}},
+		{"RFC 9068 roles only", ClaimMapping{RFC9068Roles: true, NoRealmRoles: true}, []string{"user", "auditor"}, []string{"SCOPE_read", "ROLE_user", "ROLE_auditor"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := &Principal{
 				RealmRoles:  realm,
+				RolesClaim:  []string{"user", "auditor"},
 				ClientRoles: map[string][]string{"api": {"writer", "user"}, "other": {"root"}},
 				Scopes:      []string{"read"},
 			}
@@ -203,4 +208,33 @@ func BenchmarkDecodeClaims(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestServiceAccount(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Principal
+		want bool
+	}{
+		{"Keycloak service account", Principal{Subject: "6c1d", Username: "service-account-worker", Client: "worker"}, true},
+		{"RFC 9068: sub is the client", Principal{Subject: "worker", Client: "worker"}, true},
+		{"user", Principal{Subject: "6c1d", Username: "alice", Client: "web"}, false},
+		{"user named like the client", Principal{Subject: "6c1d", Username: "worker", Client: "worker"}, false},
+		{"empty", Principal{}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.p.ServiceAccount(); got != tt.want {
+			t.Errorf("%s: ServiceAccount() = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// A Principal built as a literal (in a handler's tests) has no claims
+// beyond its fields: Claim reports absence instead of a decoding error.
+func TestClaimOfLiteralPrincipal(t *testing.T) {
+	var v string
+	ok, err := (&Principal{Subject: "alice"}).Claim("tenant", &v)
+	if ok || err != nil {
+		t.Errorf("Claim on a literal Principal = %v, %v; want false, nil", ok, err)
+	}
 }

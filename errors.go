@@ -14,20 +14,41 @@ func (k *kind) Error() string { return "keygate: " + k.desc }
 
 // The classes of verification failure. Every error [Verifier.Verify]
 // returns is an [*Error] that matches exactly one of them with errors.Is.
-// All but ErrKeysUnavailable mean the token is rejected (HTTP 401);
-// ErrKeysUnavailable means it cannot be checked now (HTTP 503).
+// All but ErrKeysUnavailable mean the token is rejected (HTTP 401
+// invalid_token); ErrKeysUnavailable means it cannot be checked now (HTTP
+// 503 with Retry-After). The checks run in the order listed.
 var (
-	ErrMalformed            error = &kind{"malformed token"}
+	// ErrMalformed: empty, larger than [Config.MaxTokenSize], not three
+	// base64url parts, a header or payload that is not a JSON object or
+	// repeats a member, a crit header, a NumericDate out of range.
+	ErrMalformed error = &kind{"malformed token"}
+	// ErrUnsupportedAlgorithm: alg outside [Config.Algorithms] (none and
+	// HMAC always), or an alg that differs from its key's alg or type.
 	ErrUnsupportedAlgorithm error = &kind{"unsupported signature algorithm"}
-	ErrUnknownKey           error = &kind{"unknown signing key"}
-	ErrBadSignature         error = &kind{"invalid signature"}
-	ErrExpired              error = &kind{"token expired"}
-	ErrNotYetValid          error = &kind{"token not yet valid"}
-	ErrWrongIssuer          error = &kind{"wrong issuer"}
-	ErrWrongAudience        error = &kind{"wrong audience"}
-	ErrWrongTokenType       error = &kind{"wrong token type"}
-	ErrInvalidClaims        error = &kind{"invalid claims"}
-	ErrKeysUnavailable      error = &kind{"signing keys unavailable"}
+	// ErrUnknownKey: a successful fetch of the key set holds no key for
+	// the token's kid (see [jwks.ErrUnknownKey]).
+	ErrUnknownKey error = &kind{"unknown signing key"}
+	// ErrBadSignature: the signature does not verify under the key.
+	ErrBadSignature error = &kind{"invalid signature"}
+	// ErrExpired: exp plus [Config.Leeway] is in the past.
+	ErrExpired error = &kind{"token expired"}
+	// ErrNotYetValid: nbf or iat minus [Config.Leeway] is in the future.
+	ErrNotYetValid error = &kind{"token not yet valid"}
+	// ErrWrongIssuer: iss differs from [Config.Issuer] (exact match).
+	ErrWrongIssuer error = &kind{"wrong issuer"}
+	// ErrWrongAudience: aud holds none of [Config.Audiences], or azp is
+	// not one of [Config.AuthorizedParties].
+	ErrWrongAudience error = &kind{"wrong audience"}
+	// ErrWrongTokenType: not an access token (an ID, refresh, offline or
+	// logout token, or no type at all), or a DPoP- or certificate-bound
+	// token presented as a bearer token (RFC 9449, RFC 8705).
+	ErrWrongTokenType error = &kind{"wrong token type"}
+	// ErrInvalidClaims: no exp, or a [Validator] refused the claims.
+	ErrInvalidClaims error = &kind{"invalid claims"}
+	// ErrKeysUnavailable: the key set cannot answer now (never fetched,
+	// the provider down while a new kid is asked for, keys older than
+	// MaxStale); the token may be valid.
+	ErrKeysUnavailable error = &kind{"signing keys unavailable"}
 )
 
 // Error is a verification failure. Kind is one of the Err variables of

@@ -84,3 +84,40 @@ func ExampleVerifier_Verify_errors() {
 	// true false
 	// wrong token type
 }
+
+// Providers other than Keycloak put roles in the top-level roles claim of
+// RFC 9068 (Microsoft Entra ID, Auth0, Okta). RFC9068Roles maps them to
+// roles, so that HasRole and authz's role rules see them.
+func ExampleClaimMapping_rfc9068() {
+	idp, err := keycloaktest.NewServer(keycloaktest.Config{
+		Clients:          []keycloaktest.Client{{ID: "worker", Secret: "s", ServiceAccount: true, Audiences: []string{"orders-api"}}},
+		OmitDefaultRoles: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer idp.Close()
+	keys, _ := jwks.NewSource(jwks.Config{URL: idp.JWKSURL()})
+	defer keys.Close()
+	keys.Refresh(context.Background())
+
+	v, err := keygate.NewVerifier(keygate.Config{
+		Issuer:    idp.Issuer(),
+		Audiences: []string{"orders-api"},
+		Keys:      keys,
+		Mapping:   keygate.ClaimMapping{RFC9068Roles: true},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	token, _ := idp.MintToken(keycloaktest.Token{
+		Header: map[string]any{"typ": "at+jwt"},
+		Claims: map[string]any{"typ": nil, "roles": []string{"orders.admin"}, "entitlements": []string{"gold"}},
+	})
+	p, err := v.Verify(context.Background(), token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.HasRole("orders.admin"), p.Entitlements, p.ServiceAccount())
+	// Output: true [gold] true
+}

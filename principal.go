@@ -10,8 +10,10 @@ import (
 )
 
 // Principal is the caller a verified access token speaks for, read from
-// Keycloak's claims. Only tokens whose signature and claims checked out
-// become a Principal.
+// its claims: Keycloak's (realm_access, resource_access, azp,
+// preferred_username) and those of RFC 9068 section 2.2 (client_id, and
+// the roles, groups and entitlements claims of section 2.2.3.1). Only
+// tokens whose signature and claims checked out become a Principal.
 //
 // A Principal is shared by every request that presents the same token
 // (see [Config.CacheSize]): it is safe for concurrent use and must be
@@ -30,8 +32,8 @@ type Principal struct {
 	Client string
 	// SessionID is sid, the Keycloak session; empty for service accounts.
 	SessionID string
-	// ID is the jti claim.
-	ID string
+	// JWTID is the jti claim (RFC 7519 section 4.1.7).
+	JWTID string
 	// Issuer is iss; Audience is aud, always as a list.
 	Issuer   string
 	Audience []string
@@ -44,10 +46,20 @@ type Principal struct {
 	ClientRoles map[string][]string
 	// Scopes are the space-separated scope claim, split.
 	Scopes []string
-	// Groups is the groups claim, present when a group mapper adds it.
+	// RolesClaim is the top-level roles claim of RFC 9068 section
+	// 2.2.3.1, which providers other than Keycloak use (Microsoft Entra
+	// ID, Auth0 and Okta with a roles mapper). It becomes part of Roles
+	// when [ClaimMapping.RFC9068Roles] is set.
+	RolesClaim []string
+	// Groups is the groups claim (RFC 9068 section 2.2.3.1), present in
+	// Keycloak tokens when a group mapper adds it.
 	Groups []string
-	// Roles are the roles [Principal.HasRole] checks: the realm roles and
-	// the client roles of the clients [Authorities.RoleClients] names.
+	// Entitlements is the entitlements claim (RFC 9068 section 2.2.3.1).
+	Entitlements []string
+	// Roles are the roles [Principal.HasRole] checks, as
+	// [ClaimMapping] derives them: by default the realm roles, plus the
+	// client roles of the clients [ClaimMapping.RoleClients] names and,
+	// with [ClaimMapping.RFC9068Roles], the roles claim.
 	Roles []string
 
 	scopePrefix, rolePrefix string // zero: "SCOPE_", "ROLE_"
@@ -57,15 +69,18 @@ type Principal struct {
 	claimsErr               error
 }
 
-// ServiceAccount reports whether the token was issued to a client's
-// service account (client_credentials grant). Keycloak reserves the
-// username prefix "service-account-" for them.
+// ServiceAccount reports whether the token was issued to a client acting
+// for itself (the client_credentials grant), with no user involved: either
+// the username has the prefix Keycloak reserves for service accounts,
+// "service-account-", or sub equals the client, as RFC 9068 section 2.2
+// recommends for such tokens.
 func (p *Principal) ServiceAccount() bool {
-	return strings.HasPrefix(p.Username, "service-account-")
+	return strings.HasPrefix(p.Username, "service-account-") ||
+		p.Subject != "" && p.Subject == p.Client
 }
 
 // HasRole reports whether [Principal.Roles] holds role: a realm role, or
-// a client role of one of the clients [Authorities.RoleClients] names.
+// a client role of one of the clients [ClaimMapping.RoleClients] names.
 // It is Spring's hasRole("x"), which checks the authority "ROLE_x".
 func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
 
@@ -86,7 +101,7 @@ func (p *Principal) HasClientRole(client, role string) bool {
 func (p *Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
 
 // Authorities returns the Spring-style authorities of p, derived by the
-// verifier's [Authorities] mapping: "SCOPE_x" for each scope and "ROLE_x"
+// verifier's [ClaimMapping]: "SCOPE_x" for each scope and "ROLE_x"
 // for each of [Principal.Roles]. It builds a new slice on each call.
 func (p *Principal) Authorities() []string {
 	sp, rp := p.prefixes()
@@ -123,8 +138,13 @@ func (p *Principal) prefixes() (scope, role string) {
 }
 
 // Claim decodes the named claim into v, which must be a pointer, as
-// json.Unmarshal would. It reports false when the token has no such claim.
+// json.Unmarshal would. It reports false when the token has no such claim,
+// and for a Principal that no [Verifier] made (a literal, as in tests),
+// which has no claims beyond its fields.
 func (p *Principal) Claim(name string, v any) (bool, error) {
+	if p.payload == "" {
+		return false, nil
+	}
 	p.once.Do(func() {
 		p.claimsErr = json.Unmarshal([]byte(p.payload), &p.claims)
 	})
@@ -141,11 +161,12 @@ func (p *Principal) Claim(name string, v any) (bool, error) {
 	return true, nil
 }
 
-// Authorities configures how a [Principal]'s authorities are derived,
-// like Spring Security's JwtGrantedAuthoritiesConverter with a Keycloak
-// role converter. The zero value maps scopes to "SCOPE_x" and realm roles
-// to "ROLE_x".
-type Authorities struct {
+// ClaimMapping configures how a [Principal]'s roles and authorities are
+// derived from its claims, like Spring Security's
+// JwtGrantedAuthoritiesConverter with a Keycloak role converter. The zero
+// value is Keycloak's mapping: realm roles become roles, scopes become
+// "SCOPE_x" and roles "ROLE_x".
+type ClaimMapping struct {
 	// ScopePrefix prefixes each scope. Zero means "SCOPE_".
 	ScopePrefix string
 	// RolePrefix prefixes each role. Zero means "ROLE_".
@@ -157,9 +178,13 @@ type Authorities struct {
 	RoleClients []string
 	// NoRealmRoles leaves realm roles out of the authorities.
 	NoRealmRoles bool
+	// RFC9068Roles adds the top-level roles claim of RFC 9068 section
+	// 2.2.3.1 ([Principal.RolesClaim]) to the roles, for providers that
+	// put roles there rather than in Keycloak's realm_access.
+	RFC9068Roles bool
 }
 
-func (a Authorities) withDefaults() Authorities {
+func (a ClaimMapping) withDefaults() ClaimMapping {
 	if a.ScopePrefix == "" {
 		a.ScopePrefix = "SCOPE_"
 	}
@@ -170,16 +195,22 @@ func (a Authorities) withDefaults() Authorities {
 }
 
 // derive fills p.Roles and the prefixes of p's authorities.
-func (a Authorities) derive(p *Principal) {
+func (a ClaimMapping) derive(p *Principal) {
 	p.scopePrefix, p.rolePrefix = a.ScopePrefix, a.RolePrefix
 	if !a.NoRealmRoles {
 		p.Roles = p.RealmRoles
 	}
-	for _, c := range a.RoleClients {
-		for _, r := range p.ClientRoles[c] {
+	add := func(roles []string) {
+		for _, r := range roles {
 			if !slices.Contains(p.Roles, r) {
 				p.Roles = append(slices.Clip(p.Roles), r)
 			}
 		}
+	}
+	for _, c := range a.RoleClients {
+		add(p.ClientRoles[c])
+	}
+	if a.RFC9068Roles {
+		add(p.RolesClaim)
 	}
 }

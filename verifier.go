@@ -95,8 +95,10 @@ type Config struct {
 	// Validators run, in order, after the built-in checks.
 	Validators []Validator
 
-	// Authorities maps scopes and roles to [Principal.Authorities].
-	Authorities Authorities
+	// Mapping derives [Principal.Roles] and [Principal.Authorities] from
+	// the claims. The zero value is Keycloak's mapping (see
+	// [ClaimMapping]).
+	Mapping ClaimMapping
 
 	// CacheSize bounds the cache of verified tokens, which answers a
 	// repeated token without decoding or signature check until its exp
@@ -117,7 +119,7 @@ type Config struct {
 type Verifier struct {
 	cfg   Config
 	algs  map[string]bool // nil: every supported algorithm
-	auth  Authorities
+	auth  ClaimMapping
 	cache *cache
 }
 
@@ -135,7 +137,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if slices.Contains(cfg.Audiences, "") {
 		return nil, errors.New("keygate: Audiences holds an empty string")
 	}
-	v := &Verifier{cfg: cfg, auth: cfg.Authorities.withDefaults()}
+	v := &Verifier{cfg: cfg, auth: cfg.Mapping.withDefaults()}
 	if cfg.Algorithms != nil {
 		v.algs = make(map[string]bool, len(cfg.Algorithms))
 		for _, a := range cfg.Algorithms {

@@ -262,7 +262,7 @@ func TestAlgorithmAllowlist(t *testing.T) {
 
 func TestPasswordGrantTokens(t *testing.T) {
 	f := newFixture(t, func(c *keygate.Config) {
-		c.Authorities = keygate.Authorities{RoleClients: []string{"orders-api"}}
+		c.Mapping = keygate.ClaimMapping{RoleClients: []string{"orders-api"}}
 	})
 	resp := grant(t, f.idp, url.Values{"grant_type": {"password"}, "client_id": {"cli"}, "username": {"alice"}, "password": {"alice"}, "scope": {"openid"}})
 	ctx := context.Background()

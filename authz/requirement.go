@@ -56,7 +56,7 @@ func Authenticated() Requirement { return Requirement{op: opAuthenticated} }
 func DenyAll() Requirement { return Requirement{} }
 
 // Role requires [keygate.Principal.HasRole]: a realm role, or a client
-// role of a client named in [keygate.Authorities.RoleClients]. It is
+// role of a client named in [keygate.ClaimMapping.RoleClients]. It is
 // Spring's hasRole("role").
 func Role(role string) Requirement { return Requirement{op: opRole, args: []string{role}} }
 

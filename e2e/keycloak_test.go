@@ -284,7 +284,7 @@ func newVerifier(t testing.TB, keys keygate.KeySet, change func(*keygate.Config)
 		Issuer:      kc.Issuer,
 		Audiences:   []string{"orders-api"},
 		Keys:        keys,
-		Authorities: keygate.Authorities{RoleClients: []string{"orders-api"}},
+		Mapping: keygate.ClaimMapping{RoleClients: []string{"orders-api"}},
 	}
 	if change != nil {
 		change(&cfg)

@@ -113,7 +113,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		MaxTokenSize:              cfg.Verify.MaxTokenSize,
 		AllowUntypedTokens:        cfg.Verify.AllowUntypedTokens,
 		CacheSize:                 cfg.Verify.CacheSize,
-		Authorities: keygate.Authorities{
+		Mapping: keygate.ClaimMapping{
 			RoleClients:  cfg.Verify.RoleClients,
 			NoRealmRoles: cfg.Verify.NoRealmRoles,
 		},
