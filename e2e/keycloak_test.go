@@ -281,10 +281,10 @@ func newSourceUntil(t, owner testing.TB, cfg jwks.Config) *jwks.Source {
 func newVerifier(t testing.TB, keys keygate.KeySet, change func(*keygate.Config)) *keygate.Verifier {
 	t.Helper()
 	cfg := keygate.Config{
-		Issuer:      kc.Issuer,
-		Audiences:   []string{"orders-api"},
-		Keys:        keys,
-		Mapping: keygate.ClaimMapping{RoleClients: []string{"orders-api"}},
+		Issuer:    kc.Issuer,
+		Audiences: []string{"orders-api"},
+		Keys:      keys,
+		Mapping:   keygate.ClaimMapping{RoleClients: []string{"orders-api"}},
 	}
 	if change != nil {
 		change(&cfg)
