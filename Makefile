@@ -8,11 +8,16 @@ GO ?= go
 # behind real NGINX and Caddy.
 test: check quick e2e proxies
 
-# check fails on unformatted files and vet findings.
+# STATICCHECK is run with go run at a pinned version: nothing to install.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# check fails on unformatted files, vet findings and staticcheck findings,
+# the build-tagged tiers included.
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) -tags e2e,proxies ./...
 
 # quick is the unit tier: every package against the in-process test issuer.
 quick:
