@@ -213,14 +213,14 @@ func BenchmarkDecodeClaims(b *testing.B) {
 func TestServiceAccount(t *testing.T) {
 	tests := []struct {
 		name string
-		p    Principal
+		p    *Principal
 		want bool
 	}{
-		{"Keycloak service account", Principal{Subject: "6c1d", Username: "service-account-worker", Client: "worker"}, true},
-		{"RFC 9068: sub is the client", Principal{Subject: "worker", Client: "worker"}, true},
-		{"user", Principal{Subject: "6c1d", Username: "alice", Client: "web"}, false},
-		{"user named like the client", Principal{Subject: "6c1d", Username: "worker", Client: "worker"}, false},
-		{"empty", Principal{}, false},
+		{"Keycloak service account", &Principal{Subject: "6c1d", Username: "service-account-worker", Client: "worker"}, true},
+		{"RFC 9068: sub is the client", &Principal{Subject: "worker", Client: "worker"}, true},
+		{"user", &Principal{Subject: "6c1d", Username: "alice", Client: "web"}, false},
+		{"user named like the client", &Principal{Subject: "6c1d", Username: "worker", Client: "worker"}, false},
+		{"empty", &Principal{}, false},
 	}
 	for _, tt := range tests {
 		if got := tt.p.ServiceAccount(); got != tt.want {
