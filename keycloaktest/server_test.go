@@ -356,9 +356,6 @@ func TestFaults(t *testing.T) {
 				if tc.timeout > 0 && !errors.Is(err, context.DeadlineExceeded) {
 					t.Errorf("err = %v, want deadline exceeded", err)
 				}
-				if d := time.Since(start); d > 5*time.Second {
-					t.Errorf("request took %v", d)
-				}
 				return
 			}
 			if err != nil {
