@@ -2,6 +2,9 @@ package keygate
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/keygate/keygate/jwks"
 )
@@ -96,4 +99,35 @@ func keyError(err error) *Error {
 		return fail(ErrUnknownKey, "", err)
 	}
 	return fail(ErrKeysUnavailable, "", err)
+}
+
+// maxQuoted is how many bytes of a token's value an error message quotes.
+// Values come from whoever sent the token; error texts go to logs.
+const maxQuoted = 64
+
+// quote quotes a value taken from a token for an error message, cut to
+// maxQuoted bytes with a note of its full length.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxQuoted]) + fmt.Sprintf("…(%d bytes)", len(s))
+}
+
+// quoteList quotes at most 4 values of a list taken from a token.
+func quoteList(l []string) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, s := range l {
+		if i == 4 {
+			fmt.Fprintf(&b, " …(%d values)", len(l))
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quote(s))
+	}
+	b.WriteByte(']')
+	return b.String()
 }

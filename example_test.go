@@ -121,3 +121,35 @@ func ExampleClaimMapping_rfc9068() {
 	fmt.Println(p.HasRole("orders.admin"), p.Entitlements, p.ServiceAccount())
 	// Output: true [gold] true
 }
+
+// Explain runs Verify's checks and reports each one: what a tool shows a
+// person debugging a refused token.
+func ExampleVerifier_Explain() {
+	idp, err := keycloaktest.NewServer(keycloaktest.Config{
+		Clients: []keycloaktest.Client{{ID: "worker", Secret: "s", ServiceAccount: true, Audiences: []string{"billing"}}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer idp.Close()
+	keys, _ := jwks.NewSource(jwks.Config{URL: idp.JWKSURL()})
+	defer keys.Close()
+	keys.Refresh(context.Background())
+	v, _ := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: keys})
+
+	token, _ := idp.MintToken(keycloaktest.Token{})
+	x := v.Explain(context.Background(), token)
+	for _, c := range x.Checks {
+		fmt.Println(c.Name, c.Err == nil)
+	}
+	fmt.Println(errors.Is(x.Err, keygate.ErrWrongAudience))
+	// Output:
+	// size true
+	// format true
+	// type true
+	// algorithm true
+	// lifetime true
+	// issuer true
+	// audience false
+	// true
+}

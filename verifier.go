@@ -178,6 +178,63 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 //
 // ctx bounds the one key refetch an unknown kid may cause.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
+	return v.verify(ctx, raw, nil)
+}
+
+// Explanation is what [Verifier.Explain] reports: the checks that ran, in
+// order, and the verdict. It is Verify's own run, not a second
+// implementation, so the two cannot disagree.
+type Explanation struct {
+	// Checks are the steps that ran. Each passed but the last one when Err
+	// is set, which failed with Err; the steps after it did not run.
+	Checks []Check
+	// Principal is the verified caller, nil when Err is set.
+	Principal *Principal
+	// Err is what Verify would return.
+	Err error
+
+	current string
+}
+
+// Check is one step of a verification. Name is one of "size", "format",
+// "type", "algorithm", "lifetime", "issuer", "audience", "key",
+// "signature" and "validators", in the order they run.
+type Check struct {
+	Name string
+	// Detail says what was checked against what, such as `alg "RS256"`.
+	// It quotes token content, cut to a fixed length: for operators'
+	// eyes, not for answers to clients.
+	Detail string
+	// Err is nil when the check passed.
+	Err error
+}
+
+// Explain verifies raw as [Verifier.Verify] does, and reports each check
+// it ran. It neither reads nor fills the verified-token cache. Tools use it
+// (keygate token verify); a request path should call Verify.
+func (v *Verifier) Explain(ctx context.Context, raw string) Explanation {
+	x := &Explanation{}
+	x.Principal, x.Err = v.verify(ctx, raw, x)
+	if x.Err != nil {
+		x.Checks = append(x.Checks, Check{Name: x.current, Err: x.Err})
+	}
+	x.current = ""
+	return *x
+}
+
+// at names the check about to run; ok records it as passed.
+func (x *Explanation) at(name string) { x.current = name }
+
+func (x *Explanation) ok(format string, args ...any) {
+	x.Checks = append(x.Checks, Check{Name: x.current, Detail: fmt.Sprintf(format, args...)})
+}
+
+// verify is Verify, with each step reported to x when x is not nil. With
+// x nil the request path pays one pointer test per step.
+func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Principal, error) {
+	if x != nil {
+		x.at("size")
+	}
 	if raw == "" {
 		return nil, fail(ErrMalformed, "empty token", nil)
 	}
@@ -185,7 +242,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 		return nil, fail(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the limit of %d", len(raw), v.cfg.MaxTokenSize), nil)
 	}
 	now := v.cfg.Now()
-	if v.cache != nil {
+	if x != nil {
+		x.ok("%d bytes, limit %d", len(raw), v.cfg.MaxTokenSize)
+		x.at("format")
+	} else if v.cache != nil {
 		if p := v.cache.get(raw, now); p != nil {
 			return p, nil
 		}
@@ -207,18 +267,49 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if err != nil {
 		return nil, fail(ErrMalformed, "bad claims", err)
 	}
+	if x != nil {
+		x.ok("three base64url parts; header alg %s, kid %s; claims decoded", quote(h.Alg), quote(h.Kid))
+		x.at("type")
+	}
 	if e := v.checkType(&h, &c); e != nil {
 		return nil, e
 	}
+	if x != nil {
+		x.ok("header typ %s, claim typ %s", quote(h.Typ), quote(c.Typ))
+		x.at("algorithm")
+	}
 	if !jose.Supported(h.Alg) || (v.algs != nil && !v.algs[h.Alg]) {
-		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("alg %q is not accepted", h.Alg), nil)
+		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("alg %s is not accepted", quote(h.Alg)), nil)
+	}
+	if x != nil {
+		x.ok("%s is accepted", h.Alg)
+		x.at("lifetime")
 	}
 	exp, e := v.checkTimes(&c, now)
 	if e != nil {
 		return nil, e
 	}
-	if e := v.checkParties(&c); e != nil {
+	if x != nil {
+		x.ok("expires %s, leeway %v", exp.UTC().Format(time.RFC3339), v.cfg.Leeway)
+		x.at("issuer")
+	}
+	if e := v.checkIssuer(&c); e != nil {
 		return nil, e
+	}
+	if x != nil {
+		x.ok("%s", quote(c.Iss))
+		x.at("audience")
+	}
+	if e := v.checkAudience(&c); e != nil {
+		return nil, e
+	}
+	if x != nil {
+		if v.cfg.InsecureSkipAudienceCheck {
+			x.ok("not checked (InsecureSkipAudienceCheck)")
+		} else {
+			x.ok("aud %s holds one of %q", quoteList(c.Aud), v.cfg.Audiences)
+		}
+		x.at("key")
 	}
 
 	key, err := v.cfg.Keys.Key(ctx, h.Kid)
@@ -226,16 +317,26 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 		return nil, keyError(err)
 	}
 	if key.Algorithm != "" && key.Algorithm != h.Alg {
-		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %q differs from its key's alg %q", h.Alg, key.Algorithm), nil)
+		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %s differs from its key's alg %q", quote(h.Alg), key.Algorithm), nil)
 	}
 	if !jose.KeyFits(h.Alg, key.Public) {
-		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %q does not fit its %s key", h.Alg, key.Type), nil)
+		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %s does not fit its %s key", quote(h.Alg), key.Type), nil)
+	}
+	if x != nil {
+		x.ok("kid %s: a %s key that fits %s", quote(h.Kid), key.Type, h.Alg)
+		x.at("signature")
 	}
 	if err := jose.Verify(h.Alg, key.Public, jws.SigningInput, jws.Signature); err != nil {
 		return nil, fail(ErrBadSignature, "", err)
 	}
+	if x != nil {
+		x.ok("verifies under the key")
+	}
 
 	p := c.principal(payload, v.auth)
+	if x != nil && len(v.cfg.Validators) > 0 {
+		x.at("validators")
+	}
 	for _, check := range v.cfg.Validators {
 		if err := check(ctx, p); err != nil {
 			var ke *Error
@@ -244,6 +345,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 			}
 			return nil, fail(ErrInvalidClaims, "", err)
 		}
+	}
+	if x != nil {
+		if len(v.cfg.Validators) > 0 {
+			x.ok("%d passed", len(v.cfg.Validators))
+		}
+		return p, nil
 	}
 	if v.cache != nil {
 		v.cache.put(raw, p, key, exp, now)
@@ -271,7 +378,7 @@ func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
 			return v.checkBinding(c)
 		}
 	default:
-		return fail(ErrWrongTokenType, fmt.Sprintf("header typ %q is not an access token type", h.Typ), nil)
+		return fail(ErrWrongTokenType, fmt.Sprintf("header typ %s is not an access token type", quote(h.Typ)), nil)
 	}
 	switch c.Typ {
 	case "Bearer":
@@ -288,7 +395,7 @@ func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
 	case "Logout":
 		return fail(ErrWrongTokenType, "a logout token is not an access token", nil)
 	}
-	return fail(ErrWrongTokenType, fmt.Sprintf("typ %q is not an access token type", c.Typ), nil)
+	return fail(ErrWrongTokenType, fmt.Sprintf("typ %s is not an access token type", quote(c.Typ)), nil)
 }
 
 // checkBinding refuses sender-constrained tokens (RFC 9449 DPoP, RFC 8705
@@ -332,14 +439,18 @@ func (v *Verifier) checkTimes(c *claims, now time.Time) (time.Time, *Error) {
 	return exp, nil
 }
 
-func (v *Verifier) checkParties(c *claims) *Error {
+func (v *Verifier) checkIssuer(c *claims) *Error {
 	if c.Iss != v.cfg.Issuer {
-		return fail(ErrWrongIssuer, fmt.Sprintf("iss %q, want %q", c.Iss, v.cfg.Issuer), nil)
+		return fail(ErrWrongIssuer, fmt.Sprintf("iss %s, want %q", quote(c.Iss), v.cfg.Issuer), nil)
 	}
+	return nil
+}
+
+func (v *Verifier) checkAudience(c *claims) *Error {
 	if !v.cfg.InsecureSkipAudienceCheck && !slices.ContainsFunc(c.Aud, func(a string) bool {
 		return slices.Contains(v.cfg.Audiences, a)
 	}) {
-		return fail(ErrWrongAudience, fmt.Sprintf("aud %q holds none of %q", []string(c.Aud), v.cfg.Audiences), nil)
+		return fail(ErrWrongAudience, fmt.Sprintf("aud %s holds none of %q", quoteList(c.Aud), v.cfg.Audiences), nil)
 	}
 	if len(v.cfg.AuthorizedParties) > 0 {
 		azp := c.Azp
@@ -347,7 +458,7 @@ func (v *Verifier) checkParties(c *claims) *Error {
 			azp = c.ClientID
 		}
 		if !slices.Contains(v.cfg.AuthorizedParties, azp) {
-			return fail(ErrWrongAudience, fmt.Sprintf("azp %q is not an authorized party", azp), nil)
+			return fail(ErrWrongAudience, fmt.Sprintf("azp %s is not an authorized party", quote(azp)), nil)
 		}
 	}
 	return nil

@@ -91,10 +91,13 @@ the embedded issuer.`,
 			Name:  "token verify",
 			Usage: "token verify --issuer URL --audience AUD [--jwks-url URL] JWT|-",
 			Short: "Verify a token as serve would, printing each check",
-			Long:  `Exits 0 when the token is valid, 1 otherwise.`,
+			Long: `Runs the library's verifier (the checks serve runs, in the same order) and
+prints each check it ran, then the verdict. Exits 0 when the token is
+valid, 1 otherwise. Give the token alone, without "Bearer ".`,
 			Flags: func(fs *flag.FlagSet) {
 				fs.String("issuer", "", "the exact iss the token must carry (required)")
-				fs.Var(new(listFlag), "audience", "an accepted aud; repeat or comma-separate for several; none skips the check")
+				fs.Var(new(listFlag), "audience", "an accepted aud; repeat or comma-separate for several (required, as in serve)")
+				fs.Bool("insecure-skip-audience-check", false, "accept any aud, as the config key insecure_skip_audience_check does")
 				fs.String("jwks-url", "", "fetch keys from this `URL` instead of discovering them")
 				fs.Bool("insecure-allow-http", false, "allow plain http key URLs for hosts other than loopback")
 				fs.Bool("allow-untyped", false, "accept tokens without typ")
@@ -296,14 +299,18 @@ func runTokenVerify(ctx context.Context, in *Invocation) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ok, err := tokentool.Verify(ctx, in.Stdout, tok, tokentool.VerifyOptions{
-		Issuer:             in.String("issuer"),
-		Audiences:          in.Strings("audience"),
-		JWKSURL:            in.String("jwks-url"),
-		InsecureAllowHTTP:  in.Bool("insecure-allow-http"),
-		AllowUntypedTokens: in.Bool("allow-untyped"),
-		Leeway:             in.Duration("leeway"),
-		Now:                in.Now,
+		Issuer:                    in.String("issuer"),
+		Audiences:                 in.Strings("audience"),
+		InsecureSkipAudienceCheck: in.Bool("insecure-skip-audience-check"),
+		JWKSURL:                   in.String("jwks-url"),
+		InsecureAllowHTTP:         in.Bool("insecure-allow-http"),
+		AllowUntypedTokens:        in.Bool("allow-untyped"),
+		Leeway:                    in.Duration("leeway"),
+		Now:                       in.Now,
 	})
+	if errors.Is(err, tokentool.ErrBearerPrefix) || errors.Is(err, tokentool.ErrNoAudience) {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package tokentool_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,7 @@ func TestVerify(t *testing.T) {
 	idToken := iss.MustMint(t, keycloaktest.Token{Client: "app", User: "alice", Claims: map[string]any{"typ": "ID", "aud": "app"}})
 	tampered := good[:strings.LastIndexByte(good, '.')+1] + strings.Repeat("A", 342)
 	unknownKid := iss.MustMint(t, keycloaktest.Token{Client: "app", Header: map[string]any{"kid": "nope"}})
+	dpop := iss.MustMint(t, keycloaktest.Token{Client: "app", User: "alice", Claims: map[string]any{"cnf": map[string]any{"jkt": "x"}}})
 	tests := []struct {
 		name      string
 		raw       string
@@ -79,15 +81,16 @@ func TestVerify(t *testing.T) {
 		want      []string
 	}{
 		{"valid", good, []string{"api"}, true, []string{
-			"ok    shape", "ok    header    alg RS256", `ok    type      typ "Bearer"`, "ok    exp", "ok    iss", `ok    aud       ["api"] holds one of ["api"]`,
-			"ok    key", "ok    signature verifies", "verdict: VALID", "username  alice", "roles     user"}},
-		{"no audience given", good, nil, true, []string{"-     aud", "check skipped", "verdict: VALID"}},
-		{"wrong audience", good, []string{"other"}, false, []string{`FAIL  aud       ["api"] holds none of ["other"]`, "ok    signature", "verdict: INVALID (wrong audience)"}},
-		{"expired", expired, []string{"api"}, false, []string{"FAIL  exp       expired at", "ok    signature", "verdict: INVALID (token expired)"}},
-		{"id token", idToken, []string{"api"}, false, []string{"FAIL  type      an ID token is not an access token", "verdict: INVALID (wrong token type)"}},
-		{"tampered", tampered, []string{"api"}, false, []string{"ok    key", "FAIL  signature does not verify", "verdict: INVALID (invalid signature)"}},
-		{"unknown kid", unknownKid, []string{"api"}, false, []string{`FAIL  key       kid "nope" is not in the key set`, "-     signature not checked: no key", "verdict: INVALID (unknown signing key)"}},
-		{"garbage", "not-a-token", []string{"api"}, false, []string{"FAIL  shape", "verdict: INVALID (malformed token)"}},
+			"ok    size", "ok    format     three base64url parts; header alg \"RS256\"", `ok    type       header typ "JWT", claim typ "Bearer"`,
+			"ok    algorithm", "ok    lifetime", "ok    issuer", `ok    audience   aud ["api"] holds one of ["api"]`,
+			"ok    key", "ok    signature  verifies", "verdict: VALID", "username  alice", "roles     user"}},
+		{"wrong audience", good, []string{"other"}, false, []string{`FAIL  audience   wrong audience: aud ["api"] holds none of ["other"]`, "verdict: INVALID (wrong audience); the checks after audience did not run"}},
+		{"expired", expired, []string{"api"}, false, []string{"FAIL  lifetime   token expired: expired at", "verdict: INVALID (token expired)"}},
+		{"id token", idToken, []string{"api"}, false, []string{"FAIL  type       wrong token type: an ID token is not an access token", "verdict: INVALID (wrong token type)"}},
+		{"DPoP-bound", dpop, []string{"api"}, false, []string{"FAIL  type       wrong token type: a DPoP-bound token", "verdict: INVALID (wrong token type)"}},
+		{"tampered", tampered, []string{"api"}, false, []string{"ok    key", "FAIL  signature", "verdict: INVALID (invalid signature)"}},
+		{"unknown kid", unknownKid, []string{"api"}, false, []string{`FAIL  key        unknown signing key`, "verdict: INVALID (unknown signing key)", "kids in the key set: "}},
+		{"garbage", "not-a-token", []string{"api"}, false, []string{"FAIL  format", "verdict: INVALID (malformed token)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +112,26 @@ func TestVerify(t *testing.T) {
 				t.Error("the output holds the token")
 			}
 		})
+	}
+}
+
+// The tool refuses what serve would refuse, instead of fixing it up:
+// a "Bearer " prefix, and no audience.
+func TestVerifyRefusesWhatServeRefuses(t *testing.T) {
+	iss := issuer(t)
+	good := iss.MustMint(t, keycloaktest.Token{Client: "app", User: "alice"})
+	var b strings.Builder
+	o := tokentool.VerifyOptions{Issuer: iss.Issuer(), Audiences: []string{"api"}, HTTPClient: iss.Client()}
+	if _, err := tokentool.Verify(context.Background(), &b, "Bearer "+good, o); !errors.Is(err, tokentool.ErrBearerPrefix) {
+		t.Errorf("Verify(Bearer token) error = %v; want ErrBearerPrefix", err)
+	}
+	o.Audiences = nil
+	if _, err := tokentool.Verify(context.Background(), &b, good, o); !errors.Is(err, tokentool.ErrNoAudience) {
+		t.Errorf("Verify without audience error = %v; want --audience is required", err)
+	}
+	o.InsecureSkipAudienceCheck = true
+	if ok, err := tokentool.Verify(context.Background(), &b, good, o); !ok || err != nil {
+		t.Errorf("Verify with InsecureSkipAudienceCheck = %v, %v; want true, nil", ok, err)
 	}
 }
 

@@ -1,19 +1,15 @@
 package tokentool
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/internal/jose"
 	"github.com/keygate/keygate/jwks"
 )
 
@@ -21,9 +17,12 @@ import (
 type VerifyOptions struct {
 	// Issuer is the exact iss the token must carry. Required.
 	Issuer string
-	// Audiences are the accepted aud values; empty means the audience
-	// check is skipped (and reported as such).
+	// Audiences are the accepted aud values. Required, as in keygate
+	// serve, unless InsecureSkipAudienceCheck is set.
 	Audiences []string
+	// InsecureSkipAudienceCheck accepts any audience, as the config key of
+	// the same name does.
+	InsecureSkipAudienceCheck bool
 	// JWKSURL, when set, is fetched instead of discovering the keys.
 	JWKSURL string
 	// InsecureAllowHTTP allows plain http for hosts other than loopback.
@@ -38,125 +37,73 @@ type VerifyOptions struct {
 	HTTPClient *http.Client
 }
 
-// Verify checks raw as keygate serve would and writes one line per check:
-// shape, header and algorithm, token type, times, issuer, audience, key
-// and signature, each passed, failed (and why) or not reached. The
-// verdict is the library's Verify: Verify reports whether it accepted the
-// token. Its error is for problems other than the token, such as keys
-// that cannot be fetched.
+// ErrNoAudience is returned when neither Audiences nor
+// InsecureSkipAudienceCheck is set: keygate serve requires one of them.
+var ErrNoAudience = errors.New("--audience is required, as keygate serve requires audiences; --insecure-skip-audience-check accepts any")
+
+// ErrBearerPrefix is returned for a token given with its "Bearer " prefix:
+// keygate serve would refuse such a token, so the tool does not strip it.
+var ErrBearerPrefix = errors.New(`give the token without the "Bearer " prefix of the Authorization header`)
+
+// Verify checks raw with the library's [keygate.Verifier.Explain], the
+// same checks keygate serve runs, and writes one line per check, then the
+// verdict. It reports whether the token is valid. Its error is for
+// problems other than the token: missing options, keys that cannot be
+// fetched, a "Bearer " prefix.
 func Verify(ctx context.Context, w io.Writer, raw string, o VerifyOptions) (bool, error) {
-	raw = strings.TrimPrefix(strings.TrimSpace(raw), "Bearer ")
+	raw = strings.TrimSpace(raw)
+	if scheme, _, ok := strings.Cut(raw, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return false, ErrBearerPrefix
+	}
 	if o.Issuer == "" {
 		return false, errors.New("--issuer is required")
 	}
-	now := time.Now
-	if o.Now != nil {
-		now = o.Now
-	}
-	leeway := o.Leeway
-	if leeway == 0 {
-		leeway = keygate.DefaultLeeway
+	if len(o.Audiences) == 0 && !o.InsecureSkipAudienceCheck {
+		return false, ErrNoAudience
 	}
 	src, err := jwks.NewSource(jwks.Config{Issuer: o.Issuer, URL: o.JWKSURL, InsecureAllowHTTP: o.InsecureAllowHTTP, HTTPClient: o.HTTPClient, Now: o.Now})
 	if err != nil {
 		return false, err
 	}
 	defer src.Close()
-
-	r := report{w: w}
-	fmt.Fprintf(w, "checks (issuer %s):\n", o.Issuer)
-	jws, splitErr := jose.Split(raw)
-	if splitErr != nil {
-		r.fail("shape", splitErr.Error())
-	} else {
-		r.pass("shape", "three base64url parts")
+	if err := src.Refresh(ctx); err != nil {
+		return false, fmt.Errorf("cannot fetch the keys: %w", err)
 	}
-	var h jose.Header
-	var claims map[string]any
-	if splitErr == nil {
-		h, err = jose.ParseHeader(jws.Header)
-		switch {
-		case err != nil:
-			r.fail("header", err.Error())
-		case h.Crit:
-			r.fail("header", "crit extensions keygate does not understand")
-		case !jose.Supported(h.Alg):
-			r.fail("header", fmt.Sprintf("alg %q is not accepted; accepted: %s", h.Alg, strings.Join(jose.Algorithms(), ", ")))
-		default:
-			r.pass("header", fmt.Sprintf("alg %s, kid %q", h.Alg, h.Kid))
-		}
-		dec := json.NewDecoder(bytes.NewReader(jws.Payload))
-		dec.UseNumber()
-		if err := dec.Decode(&claims); err != nil {
-			r.fail("claims", "not a JSON object: "+err.Error())
-		}
-	}
-	if claims != nil {
-		r.checkType(h, claims, o.AllowUntypedTokens)
-		r.checkTimes(claims, now(), leeway)
-		if iss, _ := claims["iss"].(string); iss == o.Issuer {
-			r.pass("iss", iss)
-		} else {
-			r.fail("iss", fmt.Sprintf("%q, want %q", iss, o.Issuer))
-		}
-		aud := stringList(claims["aud"])
-		switch {
-		case len(o.Audiences) == 0:
-			r.skip("aud", fmt.Sprintf("%q (no --audience given: check skipped)", aud))
-		case slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(o.Audiences, a) }):
-			r.pass("aud", fmt.Sprintf("%q holds one of %q", aud, o.Audiences))
-		default:
-			r.fail("aud", fmt.Sprintf("%q holds none of %q", aud, o.Audiences))
-		}
-	}
-
-	var key *jwks.Key
-	if splitErr == nil {
-		if ferr := src.Refresh(ctx); ferr != nil {
-			r.fail("key", "cannot fetch the keys: "+ferr.Error())
-		} else if key, err = src.Key(ctx, h.Kid); err != nil {
-			r.fail("key", fmt.Sprintf("kid %q is not in the key set at %s (kids: %s)", h.Kid, src.Status().URL, strings.Join(src.Status().KeyIDs, ", ")))
-		} else {
-			r.pass("key", fmt.Sprintf("kid %q, %s key from %s", h.Kid, key.Type, src.Status().URL))
-		}
-	}
-	switch {
-	case splitErr != nil:
-		r.skip("key", "not looked up: the token has no usable header")
-		r.skip("signature", "not checked")
-	case key == nil:
-		r.skip("signature", "not checked: no key")
-	case !jose.KeyFits(h.Alg, key.Public) || (key.Algorithm != "" && key.Algorithm != h.Alg):
-		r.fail("signature", fmt.Sprintf("alg %q does not fit the %s key (key alg %q)", h.Alg, key.Type, key.Algorithm))
-	case jose.Verify(h.Alg, key.Public, jws.SigningInput, jws.Signature) != nil:
-		r.fail("signature", "does not verify with the key")
-	default:
-		r.pass("signature", "verifies with the key")
-	}
-
-	// The verdict is the library's.
 	v, err := keygate.NewVerifier(keygate.Config{
-		Issuer: o.Issuer, Audiences: o.Audiences, InsecureSkipAudienceCheck: len(o.Audiences) == 0,
+		Issuer: o.Issuer, Audiences: o.Audiences, InsecureSkipAudienceCheck: o.InsecureSkipAudienceCheck,
 		Keys: src, Leeway: o.Leeway, AllowUntypedTokens: o.AllowUntypedTokens, Now: o.Now, CacheSize: -1,
 	})
 	if err != nil {
 		return false, err
 	}
-	p, err := v.Verify(ctx, raw)
+	x := v.Explain(ctx, raw)
+
+	fmt.Fprintf(w, "checks (issuer %s, keys from %s):\n", o.Issuer, src.Status().URL)
+	for _, c := range x.Checks {
+		if c.Err != nil {
+			fmt.Fprintf(w, "  %-4s  %-10s %s\n", "FAIL", c.Name, detail(c.Err))
+		} else {
+			fmt.Fprintf(w, "  %-4s  %-10s %s\n", "ok", c.Name, c.Detail)
+		}
+	}
 	fmt.Fprintln(w)
-	if err != nil {
+	if x.Err != nil {
 		var ke *keygate.Error
 		class := "rejected"
-		if errors.As(err, &ke) {
+		if errors.As(x.Err, &ke) {
 			class = ke.Description()
 		}
-		if errors.Is(err, keygate.ErrKeysUnavailable) {
-			fmt.Fprintf(w, "verdict: CANNOT CHECK (%s)\n  %v\n", class, err)
-		} else {
-			fmt.Fprintf(w, "verdict: INVALID (%s)\n  %v\n", class, err)
+		verdict := "INVALID"
+		if errors.Is(x.Err, keygate.ErrKeysUnavailable) {
+			verdict = "CANNOT CHECK"
+		}
+		fmt.Fprintf(w, "verdict: %s (%s); the checks after %s did not run\n", verdict, class, x.Checks[len(x.Checks)-1].Name)
+		if errors.Is(x.Err, keygate.ErrUnknownKey) {
+			fmt.Fprintf(w, "  kids in the key set: %s\n", strings.Join(src.Status().KeyIDs, ", "))
 		}
 		return false, nil
 	}
+	p := x.Principal
 	fmt.Fprintln(w, "verdict: VALID")
 	fmt.Fprintf(w, "  subject   %s\n", p.Subject)
 	if p.Username != "" {
@@ -165,90 +112,16 @@ func Verify(ctx context.Context, w io.Writer, raw string, o VerifyOptions) (bool
 	fmt.Fprintf(w, "  client    %s\n", p.Client)
 	fmt.Fprintf(w, "  roles     %s\n", strings.Join(p.Roles, ", "))
 	fmt.Fprintf(w, "  scopes    %s\n", strings.Join(p.Scopes, " "))
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
 	fmt.Fprintf(w, "  expires   %s (%s)\n", p.ExpiresAt.UTC().Format(time.RFC3339), relative(p.ExpiresAt, now()))
 	return true, nil
 }
 
-type report struct{ w io.Writer }
-
-func (r report) line(mark, check, msg string) {
-	fmt.Fprintf(r.w, "  %-4s  %-9s %s\n", mark, check, msg)
-}
-func (r report) pass(check, msg string) { r.line("ok", check, msg) }
-func (r report) fail(check, msg string) { r.line("FAIL", check, msg) }
-func (r report) skip(check, msg string) { r.line("-", check, msg) }
-
-func (r report) checkType(h jose.Header, c map[string]any, allowUntyped bool) {
-	typ, _ := c["typ"].(string)
-	ht := strings.ToLower(h.Typ)
-	switch {
-	case ht == "at+jwt" || ht == "application/at+jwt":
-		if typ == "" || typ == "Bearer" {
-			r.pass("type", "header typ "+h.Typ+" (RFC 9068 access token)")
-			return
-		}
-	case ht != "" && ht != "jwt":
-		r.fail("type", fmt.Sprintf("header typ %q is not an access token type", h.Typ))
-		return
-	}
-	switch typ {
-	case "Bearer":
-		r.pass("type", `typ "Bearer" (Keycloak access token)`)
-	case "":
-		if allowUntyped {
-			r.pass("type", "no type (allowed by --allow-untyped)")
-		} else {
-			r.fail("type", `no type: want typ "Bearer" or header typ "at+jwt"`)
-		}
-	case "ID":
-		r.fail("type", "an ID token is not an access token")
-	case "Refresh", "Offline":
-		r.fail("type", "a refresh token is not an access token")
-	default:
-		r.fail("type", fmt.Sprintf("typ %q is not an access token type", typ))
-	}
-}
-
-func (r report) checkTimes(c map[string]any, now time.Time, leeway time.Duration) {
-	exp, ok := numericDate(c["exp"])
-	switch {
-	case c["exp"] == nil:
-		r.fail("exp", "missing")
-	case !ok:
-		r.fail("exp", "not a NumericDate")
-	case !now.Before(exp.Add(leeway)):
-		r.fail("exp", fmt.Sprintf("expired at %s (%s, leeway %v)", exp.UTC().Format(time.RFC3339), relative(exp, now), leeway))
-	default:
-		r.pass("exp", fmt.Sprintf("%s (%s)", exp.UTC().Format(time.RFC3339), relative(exp, now)))
-	}
-	for _, name := range []string{"nbf", "iat"} {
-		if c[name] == nil {
-			continue
-		}
-		t, ok := numericDate(c[name])
-		switch {
-		case !ok:
-			r.fail(name, "not a NumericDate")
-		case now.Add(leeway).Before(t):
-			r.fail(name, fmt.Sprintf("%s is in the future (%s, leeway %v)", t.UTC().Format(time.RFC3339), relative(t, now), leeway))
-		default:
-			r.pass(name, fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), relative(t, now)))
-		}
-	}
-}
-
-func stringList(v any) []string {
-	switch v := v.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		var out []string
-		for _, e := range v {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
+// detail is what a failed check prints: the error without its class
+// prefix, which the verdict line repeats.
+func detail(err error) string {
+	return strings.TrimPrefix(err.Error(), "keygate: ")
 }
