@@ -37,12 +37,17 @@ type KeySet interface {
 	Key(ctx context.Context, kid string) (*jwks.Key, error)
 }
 
-// Validator is an extra check on a verified token, such as a tenant
-// check, like Spring's OAuth2TokenValidator. It runs after every built-in
-// check has passed; a non-nil error rejects the token with
-// [ErrInvalidClaims]. Its verdict is cached with the token, so it must
-// depend only on the principal, not on the time or outside state.
-type Validator func(ctx context.Context, p *Principal) error
+// Validator is an extra check on a verified token's claims, such as a
+// tenant check, like Spring's OAuth2TokenValidator. It runs after every
+// built-in check has passed; a non-nil error rejects the token with
+// [ErrInvalidClaims] and wraps the error.
+//
+// Its verdict is cached with the token until the token expires, so it must
+// depend on the claims alone: it gets no context, and must not consult
+// the time, a database or a revocation list. Checks of that kind belong
+// after Verify, in the handler or an authz requirement, where they run on
+// every request.
+type Validator func(p *Principal) error
 
 // Config configures a [Verifier].
 type Config struct {
@@ -338,7 +343,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		x.at("validators")
 	}
 	for _, check := range v.cfg.Validators {
-		if err := check(ctx, p); err != nil {
+		if err := check(p); err != nil {
 			var ke *Error
 			if errors.As(err, &ke) {
 				return nil, ke

@@ -435,7 +435,7 @@ func (e *tenantError) Error() string { return "tenant " + e.tenant + " not serve
 
 func TestValidators(t *testing.T) {
 	f := newFixture(t, func(c *keygate.Config) {
-		c.Validators = []keygate.Validator{func(_ context.Context, p *keygate.Principal) error {
+		c.Validators = []keygate.Validator{func(p *keygate.Principal) error {
 			var tenant string
 			if _, err := p.Claim("tenant", &tenant); err != nil {
 				return err
