@@ -167,18 +167,30 @@ func TestClaimMapping(t *testing.T) {
 // jsonClaims is the encoding/json form of the claims keygate reads, kept
 // to measure the decoder against (ARCHITECTURE.md).
 type jsonClaims struct {
-	Iss, Sub, Jti, Typ, Azp, Sid, Scope string
-	ClientID                            string `json:"client_id"`
-	PreferredUsername                   string `json:"preferred_username"`
-	Email, Name                         string
-	GivenName                           string `json:"given_name"`
-	FamilyName                          string `json:"family_name"`
-	Aud                                 json.RawMessage
-	Exp, Nbf, Iat                       *float64
-	RealmAccess                         struct{ Roles []string }            `json:"realm_access"`
-	ResourceAccess                      map[string]struct{ Roles []string } `json:"resource_access"`
-	Groups                              []string
-	Cnf                                 map[string]json.RawMessage
+	// Every name is tagged: encoding/json/v2 matches names exactly.
+	Iss               string                              `json:"iss"`
+	Sub               string                              `json:"sub"`
+	Jti               string                              `json:"jti"`
+	Typ               string                              `json:"typ"`
+	Azp               string                              `json:"azp"`
+	Sid               string                              `json:"sid"`
+	Scope             string                              `json:"scope"`
+	ClientID          string                              `json:"client_id"`
+	PreferredUsername string                              `json:"preferred_username"`
+	Email             string                              `json:"email"`
+	Name              string                              `json:"name"`
+	GivenName         string                              `json:"given_name"`
+	FamilyName        string                              `json:"family_name"`
+	Aud               json.RawMessage                     `json:"aud"`
+	Exp               *float64                            `json:"exp"`
+	Nbf               *float64                            `json:"nbf"`
+	Iat               *float64                            `json:"iat"`
+	RealmAccess       struct{ Roles []string }            `json:"realm_access"`
+	ResourceAccess    map[string]struct{ Roles []string } `json:"resource_access"`
+	Groups            []string                            `json:"groups"`
+	Roles             []string                            `json:"roles"`
+	Entitlements      []string                            `json:"entitlements"`
+	Cnf               map[string]json.RawMessage          `json:"cnf"`
 }
 
 // BenchmarkDecodeClaims compares keygate's claims decoder with
@@ -208,6 +220,19 @@ func BenchmarkDecodeClaims(b *testing.B) {
 			}
 		}
 	})
+	// With GOEXPERIMENT=jsonv2, encoding/json above runs on the v2
+	// implementation, and v2's own API is measured here.
+	if unmarshal := unmarshalV2(); unmarshal != nil {
+		b.Run("encoding-json-v2", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var c jsonClaims
+				if err := unmarshal(payload, &c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 func TestServiceAccount(t *testing.T) {
