@@ -33,12 +33,15 @@ import (
 
 // Defaults for the zero values of [Config].
 const (
-	DefaultRefreshInterval    = 5 * time.Minute
-	DefaultMinRefetchInterval = 10 * time.Second
-	DefaultMaxStale           = 24 * time.Hour
-	DefaultMaxResponseSize    = 1 << 20
-	DefaultMaxKeys            = 100
-	DefaultTimeout            = 10 * time.Second
+	DefaultRefreshInterval    = 5 * time.Minute  // Config.RefreshInterval
+	DefaultMinRefetchInterval = 10 * time.Second // Config.MinRefetchInterval
+	DefaultMaxStale           = 24 * time.Hour   // Config.MaxStale
+	DefaultMaxResponseSize    = 1 << 20          // Config.MaxResponseSize, in bytes
+	DefaultMaxKeys            = 100              // Config.MaxKeys
+	// DefaultTimeout bounds each request when Config.HTTPClient is nil or
+	// has a zero Timeout. A configured Timeout replaces it, longer or
+	// shorter.
+	DefaultTimeout = 10 * time.Second
 )
 
 // Config configures a [Source]. At least one of Issuer and URL is set.
@@ -73,8 +76,9 @@ type Config struct {
 	// MinRefetchInterval is the least time between two fetches caused by
 	// tokens with an unknown kid. Between them an unknown kid fails at once:
 	// with [ErrUnknownKey] if the last fetch succeeded, with
-	// [ErrUnavailable] if it failed. It is also how soon after the provider
-	// recovers a new kid resolves at the latest. Zero means
+	// [ErrUnavailable] if it failed. Once the provider answers again, a
+	// new kid resolves within this interval, or within the client's
+	// Timeout if a hung fetch outlasts it. Zero means
 	// [DefaultMinRefetchInterval].
 	MinRefetchInterval time.Duration
 
