@@ -80,7 +80,7 @@ func (s *Set) Key(_ context.Context, kid string) (*Key, error) {
 	if k, ok := s.Lookup(kid); ok {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownKey, kid)
+	return nil, fmt.Errorf("%w %s", ErrUnknownKey, quoteKid(kid))
 }
 
 // ErrNoUsableKeys reports a key set document that holds no usable
