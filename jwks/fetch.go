@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,7 +50,7 @@ func (s *Source) fetch(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return &FetchError{URL: redact(req.URL), StatusCode: resp.StatusCode, Err: errors.New("unexpected status")}
 	}
-	next, err := Parse(body, prev, s.cfg.MaxKeys)
+	next, err := parse(body, prev, s.cfg.MaxKeys)
 	if err != nil {
 		return &FetchError{URL: redact(req.URL), StatusCode: resp.StatusCode, Err: err}
 	}
@@ -137,7 +138,11 @@ func (s *Source) install(prev, next *Set) {
 	if prev == nil || !slices.Equal(keyIDs(prev), keyIDs(next)) {
 		s.cfg.Logger.Info("jwks key set updated", "url", s.currentURL(), "kids", keyIDs(next), "skipped", len(next.skipped))
 		for _, sk := range next.skipped {
-			s.cfg.Logger.Warn("jwks key skipped", "kid", sk.ID, "reason", sk.Reason)
+			level := slog.LevelWarn
+			if sk.NotForSignatures {
+				level = slog.LevelDebug
+			}
+			s.cfg.Logger.Log(context.Background(), level, "jwks key skipped", "kid", quoteKid(sk.ID), "reason", sk.Reason)
 		}
 	}
 }

@@ -65,9 +65,10 @@ func TestDiscovery(t *testing.T) {
 	if !st.Ready || st.URL != idp.JWKSURL() || st.LastError != nil || st.LastSuccess.IsZero() {
 		t.Errorf("Status() = %+v; want ready from %s", st, idp.JWKSURL())
 	}
-	// Keycloak publishes an RSA-OAEP encryption key: skipped, not reported.
-	if len(st.KeyIDs) != 1 || len(st.Skipped) != 0 {
-		t.Errorf("Status() kids %v skipped %v; want just the signing key", st.KeyIDs, st.Skipped)
+	// Keycloak publishes an RSA-OAEP encryption key: skipped, and reported
+	// as not for signatures.
+	if len(st.KeyIDs) != 1 || len(st.Skipped) != 1 || !st.Skipped[0].NotForSignatures {
+		t.Errorf("Status() kids %v skipped %+v; want the signing key, and the encryption key skipped", st.KeyIDs, st.Skipped)
 	}
 	if n := idp.Requests(keycloaktest.EndpointDiscovery); n != 1 {
 		t.Errorf("discovery requests = %d; want 1", n)
