@@ -6,6 +6,14 @@
 // provisions the server from it (no network I/O), [Server.Start] listens
 // and fetches keys, and [Server.Shutdown] drains in-flight requests.
 // [Server.Run] does the last two around a context.
+//
+// Header names are compared normalized (lower case, '_' as '-'): the
+// proxy removes every incoming identity, strip-list and forward-auth
+// input header in any spelling before it sets its own, and forward-auth
+// refuses a subrequest that carries one (400). Each listener holds at
+// most limits.max_connections connections, and every value a client
+// chose is cut to 256 bytes before it is logged. docs/config.md has the
+// whole policy.
 package server
 
 import (
