@@ -217,6 +217,7 @@ func (s *Server) Start() error {
 		IdleTimeout:       t.Idle,
 		TLSConfig:         s.tls,
 		ErrorLog:          errLog,
+		ConnState:         trackIdle,
 	}
 	// The limit counts TCP connections, under TLS: a client that never
 	// finishes its handshake holds a slot too.
@@ -245,6 +246,7 @@ func (s *Server) Start() error {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       t.Idle,
 			ErrorLog:          errLog,
+			ConnState:         trackIdle,
 		}
 		wg.Add(1)
 		go func() {
