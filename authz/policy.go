@@ -26,6 +26,10 @@ type Rule struct {
 	// means the same as without it, unless StrictTrailingSlash is set.
 	Path string
 
+	// Require is what a caller must satisfy. The zero Requirement denies
+	// everyone.
+	Require Requirement
+
 	// StrictTrailingSlash makes a trailing slash significant for this
 	// rule: /x then matches /x only, /x/ matches /x/ only, and
 	// /orders/{id} no longer matches /orders/7/. By default a rule covers
@@ -35,10 +39,6 @@ type Rule struct {
 	// later rules or the default. Patterns ending in ** or {name...}
 	// ignore it.
 	StrictTrailingSlash bool
-
-	// Require is what a caller must satisfy. The zero Requirement denies
-	// everyone.
-	Require Requirement
 }
 
 // Rules are ordered rules and a default, the source of a [Policy]. The
