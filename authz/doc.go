@@ -60,7 +60,10 @@
 //     (strict_trailing_slash: true in YAML) turns this off for one rule:
 //     /x then matches /x only and /x/ only /x/, so /x/ falls to later
 //     rules; set it only when the upstream serves /x and /x/ as
-//     different resources.
+//     different resources. Mind the order of rules: with /docs
+//     permit_all before /docs/** role admin, /docs/ now goes to the
+//     first rule; if /docs/ is the admin subtree's index upstream, put
+//     the /docs/** rule first or make the /docs rule strict.
 //   - Method case: methods match without regard to case, so a rule for
 //     DELETE covers delete and Delete, which many frameworks upper-case
 //     and route as DELETE.

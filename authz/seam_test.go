@@ -84,6 +84,27 @@ func TestTrailingSlashFallsThrough(t *testing.T) {
 	}
 }
 
+// TestTrailingSlashOrder pins down that the first rule covering /x/
+// decides it, now that /x covers /x/.
+func TestTrailingSlashOrder(t *testing.T) {
+	p := mustCompile(t, authz.Rules{Rules: []authz.Rule{
+		{Path: "/docs", Require: authz.PermitAll()},
+		{Path: "/docs/**", Require: authz.Role("admin")},
+	}})
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"/docs", 0},
+		{"/docs/", 0},
+		{"/docs/x", 1},
+	} {
+		if _, rule := p.Match("GET", tt.path); rule != tt.want {
+			t.Errorf("Match(GET, %q) rule = %d; want %d", tt.path, rule, tt.want)
+		}
+	}
+}
+
 func TestCaseInsensitivePaths(t *testing.T) {
 	rules := []authz.Rule{
 		{Path: "/admin/**", Require: authz.Role("admin")},
