@@ -187,3 +187,36 @@ func ExampleRequirement_String() {
 	// denyAll
 	// allOf(hasScope("a"), anyOf(hasRole("admin"), claimEquals("tenant", "acme")))
 }
+
+// Path equivalence: a rule covers its path with a trailing slash unless
+// it is strict, methods match in any case, and CaseInsensitivePaths is
+// for upstreams that route /ADMIN as /admin.
+func ExampleRules_caseInsensitivePaths() {
+	policy, err := authz.Compile(authz.Rules{
+		Rules: []authz.Rule{
+			{Path: "/settings", Require: authz.Role("admin")},
+			{Path: "/orders/{id}", Methods: []string{"DELETE"}, Require: authz.Role("admin")},
+			{Path: "/export", StrictTrailingSlash: true, Require: authz.Role("admin")},
+			{Path: "/admin/**", Require: authz.Role("admin")},
+		},
+		Default:              authz.Authenticated(),
+		CaseInsensitivePaths: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/settings/"},
+		{"delete", "/orders/7/"},
+		{"GET", "/export/"},
+		{"GET", "/ADMIN/users"},
+	} {
+		req, rule := policy.Match(r.method, r.path)
+		fmt.Println(r.method, r.path, rule, req)
+	}
+	// Output:
+	// GET /settings/ 0 hasRole("admin")
+	// delete /orders/7/ 1 hasRole("admin")
+	// GET /export/ -1 authenticated
+	// GET /ADMIN/users 3 hasRole("admin")
+}
