@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // segKind is what one segment of a path pattern matches.
@@ -34,8 +35,8 @@ type pattern struct {
 }
 
 // match reports whether path, which must start with "/", matches. When
-// fold is set, literal segments compare under Unicode simple case
-// folding (strings.EqualFold), of which ASCII case is the common part.
+// fold is set, literal segments compare without regard to case as the
+// most lenient upstream does (see [equalFold]).
 // Unless p is strict, one trailing slash after the last segment is
 // ignored: /x and /orders/{id} match /x/ and /orders/7/. match walks path
 // in place and does not allocate.
@@ -59,7 +60,7 @@ func (p *pattern) match(path string, fold bool) bool {
 		}
 		switch s.kind {
 		case segLiteral:
-			if seg != s.lit && (!fold || !strings.EqualFold(seg, s.lit)) {
+			if seg != s.lit && (!fold || !equalFold(seg, s.lit)) {
 				return false
 			}
 		case segWild:
@@ -175,4 +176,27 @@ func isLetters(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// equalFold reports whether a and b are equal without regard to case,
+// under any of the foldings case-insensitive upstreams use: Unicode
+// simple case folding (strings.EqualFold: .NET's OrdinalIgnoreCase on
+// most letters, Python's casefold on most), and Java's
+// String.equalsIgnoreCase, which compares each character upper-cased,
+// then lower-cased, and so also pairs the dotless ı (U+0131) with i.
+// Being lenient is the safe side: a path that some upstream folds to a
+// protected route must match that route's rule. It does not allocate.
+func equalFold(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb && unicode.ToLower(unicode.ToUpper(ra)) != unicode.ToLower(unicode.ToUpper(rb)) {
+			return false
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return a == "" && b == ""
 }

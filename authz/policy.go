@@ -57,9 +57,10 @@ type Rules struct {
 	Default Requirement
 
 	// CaseInsensitivePaths makes the literal segments of every rule's
-	// path pattern match without regard to case, as strings.EqualFold
-	// compares (ASCII letters, and the few other letters Unicode simple
-	// case folding pairs), so that /admin/** covers /ADMIN/x. Set it when
+	// path pattern match without regard to case, as the most lenient
+	// case-insensitive upstream compares (Unicode simple case folding, and
+	// Java's upper-then-lower comparison, which pairs ı with i and ſ with
+	// s), so that /admin/** covers /ADMIN/x and /admın/x. Set it when
 	// the upstream routes paths case-insensitively, as ASP.NET, IIS or a
 	// case-insensitive Spring matcher do; otherwise /ADMIN/x misses the
 	// rule for /admin/** while the upstream serves it. False, the
