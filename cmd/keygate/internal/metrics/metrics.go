@@ -106,7 +106,7 @@ type CacheStatser interface {
 }
 
 // WatchCache exports the verified-token cache on every scrape: hits,
-// misses, size and capacity.
+// misses, evictions, entries and estimated bytes, and both capacities.
 func (m *Metrics) WatchCache(v CacheStatser) {
 	m.reg.MustRegister(&cacheCollector{v: v})
 }
@@ -181,13 +181,20 @@ var (
 		"Tokens held by the verified-token cache.", nil, nil)
 	descCacheCapacity = prometheus.NewDesc("keygate_token_cache_capacity",
 		"The most tokens the verified-token cache holds; 0 when it is off.", nil, nil)
+	descCacheBytes = prometheus.NewDesc("keygate_token_cache_bytes",
+		"Estimated memory the tokens in the verified-token cache pin, in bytes.", nil, nil)
+	descCacheByteCapacity = prometheus.NewDesc("keygate_token_cache_capacity_bytes",
+		"The most bytes the verified-token cache holds (estimated); 0 when it is off.", nil, nil)
+	descCacheEvictions = prometheus.NewDesc("keygate_token_cache_evictions_total",
+		"Tokens dropped from the verified-token cache to make room for others.", nil, nil)
 )
 
 // cacheCollector reads a verifier's cache counters at scrape time.
 type cacheCollector struct{ v CacheStatser }
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCacheHits, descCacheMisses, descCacheSize, descCacheCapacity} {
+	for _, d := range []*prometheus.Desc{descCacheHits, descCacheMisses, descCacheSize, descCacheCapacity,
+		descCacheBytes, descCacheByteCapacity, descCacheEvictions} {
 		ch <- d
 	}
 }
@@ -198,6 +205,9 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(st.Misses))
 	ch <- prometheus.MustNewConstMetric(descCacheSize, prometheus.GaugeValue, float64(st.Size))
 	ch <- prometheus.MustNewConstMetric(descCacheCapacity, prometheus.GaugeValue, float64(st.Capacity))
+	ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descCacheByteCapacity, prometheus.GaugeValue, float64(st.ByteCapacity))
+	ch <- prometheus.MustNewConstMetric(descCacheEvictions, prometheus.CounterValue, float64(st.Evictions))
 }
 
 var _ prometheus.Collector = (*cacheCollector)(nil)
