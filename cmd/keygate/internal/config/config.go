@@ -154,10 +154,12 @@ type Verify struct {
 	Leeway             time.Duration `yaml:"leeway"`
 	Algorithms         []string      `yaml:"algorithms"`
 	CacheSize          int           `yaml:"cache_size"`
+	CacheBytes         int           `yaml:"cache_bytes"`
 	MaxTokenSize       int           `yaml:"max_token_size"`
 	AllowUntypedTokens bool          `yaml:"allow_untyped_tokens"`
 	RoleClients        []string      `yaml:"role_clients"`
 	NoRealmRoles       bool          `yaml:"no_realm_roles"`
+	RFC9068Roles       bool          `yaml:"rfc9068_roles"`
 }
 
 // IdentityHeaders name the headers that describe a verified caller. Zero

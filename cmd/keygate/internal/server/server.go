@@ -126,9 +126,11 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		MaxTokenSize:              cfg.Verify.MaxTokenSize,
 		AllowUntypedTokens:        cfg.Verify.AllowUntypedTokens,
 		CacheSize:                 cfg.Verify.CacheSize,
+		CacheBytes:                cfg.Verify.CacheBytes,
 		Mapping: keygate.ClaimMapping{
 			RoleClients:  cfg.Verify.RoleClients,
 			NoRealmRoles: cfg.Verify.NoRealmRoles,
+			RFC9068Roles: cfg.Verify.RFC9068Roles,
 		},
 		Logger: log,
 	})

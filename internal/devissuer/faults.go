@@ -1,4 +1,4 @@
-package keycloaktest
+package devissuer
 
 import (
 	"bytes"

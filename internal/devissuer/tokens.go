@@ -1,4 +1,4 @@
-package keycloaktest
+package devissuer
 
 import (
 	"crypto/sha256"
@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -157,8 +156,12 @@ func (s *Server) MintToken(t Token) (string, error) {
 }
 
 // MustMint is like [Server.MintToken] but stops the test with tb.Fatal on
-// error.
-func (s *Server) MustMint(tb testing.TB, t Token) string {
+// error. tb is usually a [testing.TB]; it is declared as the two methods
+// MustMint calls so that this package does not import testing.
+func (s *Server) MustMint(tb interface {
+	Helper()
+	Fatal(args ...any)
+}, t Token) string {
 	tb.Helper()
 	tok, err := s.MintToken(t)
 	if err != nil {

@@ -1,4 +1,4 @@
-package keycloaktest
+package devissuer
 
 import (
 	"crypto"
@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -145,8 +144,8 @@ type User struct {
 
 // A Server is a Keycloak-compatible issuer listening on a local address.
 // All methods are safe for concurrent use, including while it serves
-// requests. The creator calls [Server.Close] when done ([New] arranges
-// that through testing.TB.Cleanup).
+// requests. The creator calls [Server.Close] when done (keycloaktest.New
+// arranges that through testing.TB.Cleanup).
 type Server struct {
 	cfg     Config
 	clients map[string]*Client
@@ -230,19 +229,6 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// New returns a started Server for cfg and registers its Close with
-// tb.Cleanup. It stops the test with tb.Fatal if the server cannot be
-// created.
-func New(tb testing.TB, cfg Config) *Server {
-	tb.Helper()
-	s, err := NewServer(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Close)
-	return s
 }
 
 // Start starts serving. It returns an error if the server was already
