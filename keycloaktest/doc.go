@@ -40,11 +40,9 @@
 //	rec := httptest.NewRecorder()
 //	auth.Wrap(orders).ServeHTTP(rec, req) // rec.Code is orders' answer, or 401
 //
-// The package uses only the standard library and is meant for tests and
-// local development; it performs no real user management and none of its
-// secrets are protected. Its types are defined in an internal package that
-// the keygate dev command shares without linking the testing package; go
-// doc shows their fields and methods with
-//
-//	go doc -all github.com/keygate/keygate/internal/devissuer
+// The package uses only the standard library, not even the testing
+// package ([New] and [Server.MustMint] take a [TB]), so that the keygate
+// dev command embeds the same issuer without linking testing. It is meant
+// for tests and local development; it performs no real user management
+// and none of its secrets are protected.
 package keycloaktest

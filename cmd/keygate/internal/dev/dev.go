@@ -19,7 +19,7 @@ import (
 	"github.com/keygate/keygate/authz"
 	"github.com/keygate/keygate/cmd/keygate/internal/config"
 	"github.com/keygate/keygate/cmd/keygate/internal/server"
-	"github.com/keygate/keygate/internal/devissuer"
+	"github.com/keygate/keygate/keycloaktest"
 )
 
 // Defaults of [Options].
@@ -61,7 +61,7 @@ type Options struct {
 
 // Env is a running dev environment. Close stops it.
 type Env struct {
-	issuer    *devissuer.Server // nil with Options.Issuer
+	issuer    *keycloaktest.Server // nil with Options.Issuer
 	issuerURL string
 	upstream  *http.Server
 	upURL     string
@@ -71,19 +71,19 @@ type Env struct {
 
 // RealmConfig returns the configuration of the demo realm for the embedded
 // issuer, listening on addr.
-func RealmConfig(addr, audience string) devissuer.Config {
-	return devissuer.Config{
+func RealmConfig(addr, audience string) keycloaktest.Config {
+	return keycloaktest.Config{
 		Realm: Realm,
 		Addr:  addr,
 		// Keycloak's default roles would put "account" into aud and three
 		// more roles into every token; the demo is clearer without them.
 		OmitDefaultRoles: true,
-		Clients: []devissuer.Client{
+		Clients: []keycloaktest.Client{
 			{ID: PublicClient, DirectAccessGrants: true, Audiences: []string{audience}},
 			{ID: ServiceClient, Secret: ServiceSecret, ServiceAccount: true,
 				ServiceAccountRealmRoles: []string{"user"}, Audiences: []string{audience}},
 		},
-		Users: []devissuer.User{
+		Users: []keycloaktest.User{
 			{Username: "alice", Password: "alice", Email: "alice@example.com", EmailVerified: true,
 				FirstName: "Alice", LastName: "Liddell", RealmRoles: []string{"user"}},
 			{Username: "admin", Password: "admin", Email: "admin@example.com", EmailVerified: true,
@@ -147,7 +147,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 
 	e.issuerURL = opts.Issuer
 	if opts.Issuer == "" {
-		if e.issuer, err = devissuer.NewServer(RealmConfig(opts.IssuerListen, opts.Audience)); err != nil {
+		if e.issuer, err = keycloaktest.NewServer(RealmConfig(opts.IssuerListen, opts.Audience)); err != nil {
 			return nil, fmt.Errorf("issuer: %w", err)
 		}
 		e.issuerURL = e.issuer.Issuer()
@@ -191,7 +191,7 @@ func (e *Env) TokenURL() string { return e.issuerURL + "/protocol/openid-connect
 func (e *Env) UpstreamURL() string { return e.upURL }
 
 // Issuer returns the embedded issuer, or nil with Options.Issuer.
-func (e *Env) Issuer() *devissuer.Server { return e.issuer }
+func (e *Env) Issuer() *keycloaktest.Server { return e.issuer }
 
 // Proxy returns the proxy server.
 func (e *Env) Proxy() *server.Server { return e.proxy }

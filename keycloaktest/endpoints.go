@@ -1,4 +1,4 @@
-package devissuer
+package keycloaktest
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package devissuer
+package keycloaktest
 
 import (
 	"crypto/sha256"
@@ -156,12 +156,8 @@ func (s *Server) MintToken(t Token) (string, error) {
 }
 
 // MustMint is like [Server.MintToken] but stops the test with tb.Fatal on
-// error. tb is usually a [testing.TB]; it is declared as the two methods
-// MustMint calls so that this package does not import testing.
-func (s *Server) MustMint(tb interface {
-	Helper()
-	Fatal(args ...any)
-}, t Token) string {
+// error.
+func (s *Server) MustMint(tb TB, t Token) string {
 	tb.Helper()
 	tok, err := s.MintToken(t)
 	if err != nil {
