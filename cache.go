@@ -1,6 +1,8 @@
 package keygate
 
 import (
+	"context"
+	"crypto"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -21,7 +23,10 @@ const cacheShards = 64
 const evictSample = 8
 
 // cache maps whole tokens to the principals they verified to. An entry
-// ends at the token's exp or when its key retires, whichever comes first.
+// ends at the token's exp, or as soon as the key set no longer returns the
+// key that verified it: every hit asks the KeySet for the token's kid
+// again (see [KeySet]), so removing a key works for every implementation,
+// not only for a [jwks.Source] that marks its keys retired.
 //
 // It is bounded twice, by entry count and by estimated bytes (see
 // entryCost), and both bounds are exact: n and bytes count the entries
@@ -50,6 +55,7 @@ type shard struct {
 
 type entry struct {
 	p    *Principal
+	kid  string
 	key  *jwks.Key
 	exp  int64 // unix nanoseconds
 	cost int64 // bytes, see entryCost
@@ -67,8 +73,10 @@ func (c *cache) index(raw string) int {
 	return int(maphash.String(c.seed, raw) % cacheShards)
 }
 
-// get returns the cached principal of raw, or nil.
-func (c *cache) get(raw string, now time.Time) *Principal {
+// get returns the cached principal of raw, or nil. An entry counts only
+// while it has not expired and keys still returns its key for its kid;
+// otherwise it is dropped and get reports a miss.
+func (c *cache) get(ctx context.Context, raw string, now time.Time, keys KeySet) *Principal {
 	s := &c.shards[c.index(raw)]
 	s.mu.RLock()
 	e := s.m[raw]
@@ -77,7 +85,7 @@ func (c *cache) get(raw string, now time.Time) *Principal {
 		s.misses.Add(1)
 		return nil
 	}
-	if now.UnixNano() >= e.exp || e.key.Retired() {
+	if now.UnixNano() >= e.exp || e.key.Retired() || !stillServed(ctx, keys, e) {
 		s.mu.Lock()
 		if s.m[raw] == e {
 			c.removeLocked(s, raw, e)
@@ -90,9 +98,24 @@ func (c *cache) get(raw string, now time.Time) *Principal {
 	return e.p
 }
 
+// stillServed reports whether keys returns e's key for e's kid: the same
+// *jwks.Key, or one with the same algorithm and an equal public key (for
+// key sets that build a new Key on each call).
+func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
+	k, err := keys.Key(ctx, e.kid)
+	if err != nil {
+		return false
+	}
+	if k == e.key {
+		return true
+	}
+	pub, ok := k.Public.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Algorithm == e.key.Algorithm && pub.Equal(e.key.Public)
+}
+
 // put caches p for raw, evicting entries until both bounds hold. An entry
 // that alone costs more than the byte bound is not cached.
-func (c *cache) put(raw string, p *Principal, key *jwks.Key, exp, at time.Time, cost int64) {
+func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at time.Time, cost int64) {
 	if cost > c.maxBytes {
 		return
 	}
@@ -114,7 +137,7 @@ func (c *cache) put(raw string, p *Principal, key *jwks.Key, exp, at time.Time, 
 	if old := s.m[raw]; old != nil {
 		c.removeLocked(s, raw, old)
 	}
-	s.m[raw] = &entry{p: p, key: key, exp: exp.UnixNano(), cost: cost}
+	s.m[raw] = &entry{p: p, kid: kid, key: key, exp: exp.UnixNano(), cost: cost}
 	s.mu.Unlock()
 }
 

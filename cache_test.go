@@ -1,6 +1,7 @@
 package keygate
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ func (c *cache) check(t *testing.T) {
 
 func TestCacheBounds(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
-	key := &jwks.Key{}
+	key := &jwks.Key{ID: "k"}
 	tests := []struct {
 		name              string
 		entries, bytes    int
@@ -53,7 +54,7 @@ func TestCacheBounds(t *testing.T) {
 				wg.Go(func() {
 					for i := range 125 {
 						n := g*125 + i
-						c.put("tok"+strconv.Itoa(n), &Principal{}, key, exp, time.Now(), tt.cost(n))
+						c.put("tok"+strconv.Itoa(n), &Principal{}, "k", key, exp, time.Now(), tt.cost(n))
 					}
 				})
 			}
@@ -78,15 +79,16 @@ func TestCacheBounds(t *testing.T) {
 func TestCacheBoundsUnderChurn(t *testing.T) {
 	c := newCache(50, 20_000)
 	now := time.Now()
-	key := &jwks.Key{}
+	key := &jwks.Key{ID: "k"}
+	keys := jwks.StaticSet(key)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 2000 {
 				raw := "tok" + strconv.Itoa((g*7919+i)%300)
 				exp := now.Add(time.Duration(i%5-1) * time.Second) // some already expired
-				if c.get(raw, now) == nil {
-					c.put(raw, &Principal{}, key, exp, now, int64(200+i%600))
+				if c.get(context.Background(), raw, now, keys) == nil {
+					c.put(raw, &Principal{}, "k", key, exp, now, int64(200+i%600))
 				}
 			}
 		})
@@ -98,7 +100,7 @@ func TestCacheBoundsUnderChurn(t *testing.T) {
 func TestCacheEvictsEndedFirst(t *testing.T) {
 	c := newCache(8, 1<<20)
 	now := time.Now()
-	key := &jwks.Key{}
+	key := &jwks.Key{ID: "k"}
 	// One shard's worth: the eviction looks at the home shard first.
 	var toks []string
 	for i := 0; len(toks) < 9; i++ {
@@ -112,9 +114,9 @@ func TestCacheEvictsEndedFirst(t *testing.T) {
 		if i == 3 {
 			exp = now.Add(-time.Second)
 		}
-		c.put(raw, &Principal{}, key, exp, now, 10)
+		c.put(raw, &Principal{}, "k", key, exp, now, 10)
 	}
-	c.put(toks[8], &Principal{}, key, now.Add(time.Hour), now, 10)
+	c.put(toks[8], &Principal{}, "k", key, now.Add(time.Hour), now, 10)
 	s := &c.shards[c.index("tok0")]
 	if _, ok := s.m[toks[3]]; ok {
 		t.Errorf("the expired entry survived; a live one was evicted")
@@ -149,7 +151,8 @@ func TestQuote(t *testing.T) {
 func BenchmarkCache(b *testing.B) {
 	now := time.Now()
 	exp := now.Add(time.Hour)
-	key := &jwks.Key{}
+	key := &jwks.Key{ID: "k"}
+	keys := jwks.StaticSet(key)
 	toks := make([]string, 8192)
 	for i := range toks {
 		toks[i] = strings.Repeat("x", 900) + strconv.Itoa(i)
@@ -157,13 +160,13 @@ func BenchmarkCache(b *testing.B) {
 	b.Run("hit", func(b *testing.B) {
 		c := newCache(DefaultCacheSize, DefaultCacheBytes)
 		for _, raw := range toks[:4096] {
-			c.put(raw, &Principal{}, key, exp, now, 3000)
+			c.put(raw, &Principal{}, "k", key, exp, now, 3000)
 		}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {
-				if c.get(toks[i%4096], now) == nil {
+				if c.get(context.Background(), toks[i%4096], now, keys) == nil {
 					b.Fatal("miss")
 				}
 				i++
@@ -176,7 +179,7 @@ func BenchmarkCache(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			c.put(toks[i%len(toks)], p, key, exp, now, 3000)
+			c.put(toks[i%len(toks)], p, "k", key, exp, now, 3000)
 			i++
 		}
 	})

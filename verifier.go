@@ -34,7 +34,15 @@ const (
 // KeySet finds the key that checks a token's signature. [*jwks.Source]
 // and [*jwks.Set] implement it. Key fails with an error matching
 // [jwks.ErrUnknownKey] when kid is not in the set, and with any other
-// error when keys cannot be had.
+// error when keys cannot be had (the verifier answers
+// [ErrKeysUnavailable]).
+//
+// The verifier asks for the key on every Verify, cached tokens included:
+// a token verified earlier stops validating as soon as Key no longer
+// returns its key, whatever the implementation. Key is therefore on the
+// path of every request and should answer from memory; returning the same
+// *jwks.Key for an unchanged key is fastest, though a new Key with an
+// equal public key and algorithm also keeps cached tokens valid.
 type KeySet interface {
 	Key(ctx context.Context, kid string) (*jwks.Key, error)
 }
@@ -274,7 +282,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		x.ok("%d bytes, limit %d", len(raw), v.cfg.MaxTokenSize)
 		x.at("format")
 	} else if v.cache != nil {
-		if p := v.cache.get(raw, now); p != nil {
+		if p := v.cache.get(ctx, raw, now, v.cfg.Keys); p != nil {
 			return p, nil
 		}
 	}
@@ -381,7 +389,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		return p, nil
 	}
 	if v.cache != nil {
-		v.cache.put(raw, p, key, exp, now, entryCost(raw, p, c.members))
+		v.cache.put(raw, p, h.Kid, key, exp, now, entryCost(raw, p, c.members)+int64(len(h.Kid)))
 	}
 	return p, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -351,8 +352,10 @@ func TestCache(t *testing.T) {
 	if err != nil || p2 != p1 {
 		t.Fatalf("second Verify() = %p, %v; want the cached principal %p", p2, err, p1)
 	}
-	if f.keys.n.Load() != lookups {
-		t.Error("a cache hit looked up the key")
+	// A hit asks the key set for the token's key again, and nothing more
+	// (see KeySet): one lookup.
+	if n := f.keys.n.Load() - lookups; n != 1 {
+		t.Errorf("a cache hit made %d key lookups; want 1", n)
 	}
 	if st := f.v.CacheStats(); st.Hits != 1 || st.Misses != 1 || st.Size != 1 || st.Capacity != keygate.DefaultCacheSize ||
 		st.Bytes < int64(len(tok)) || st.Bytes > 8<<10 || st.ByteCapacity != keygate.DefaultCacheBytes {
@@ -366,11 +369,11 @@ func TestCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.advance(90 * time.Second) // past exp, inside the leeway: checked again, still valid
-		before := f.keys.n.Load()
+		before := f.v.CacheStats().Hits
 		if _, err := f.v.Verify(ctx, tok); err != nil {
 			t.Fatalf("Verify() inside leeway = %v", err)
 		}
-		if f.keys.n.Load() == before {
+		if f.v.CacheStats().Hits != before {
 			t.Error("an entry past its exp answered from the cache")
 		}
 		f.advance(time.Minute)
@@ -675,6 +678,109 @@ func TestErrorMessagesAreBounded(t *testing.T) {
 			}
 			if msg := err.Error(); len(msg) > 1200 || !strings.Contains(msg, " bytes)") {
 				t.Errorf("error message is %d bytes; want at most 1200, with a length marker: %.300s", len(msg), msg)
+			}
+		})
+	}
+}
+
+// swappableKeys is a KeySet over a jwks.Set that can be replaced, as a
+// user's own key set configured out of band would be.
+type swappableKeys struct{ set atomic.Pointer[jwks.Set] }
+
+func (s *swappableKeys) Key(ctx context.Context, kid string) (*jwks.Key, error) {
+	return s.set.Load().Key(ctx, kid)
+}
+
+// freshKeys builds a new *jwks.Key on every call, as a KeySet that parses
+// its keys each time would.
+type freshKeys struct{ keys *swappableKeys }
+
+func (f freshKeys) Key(ctx context.Context, kid string) (*jwks.Key, error) {
+	k, err := f.keys.Key(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	return &jwks.Key{ID: k.ID, Algorithm: k.Algorithm, Type: k.Type, Public: k.Public}, nil
+}
+
+// TestKeySetRemovalEndsCachedTokens checks the KeySet contract for every
+// kind of key set: a token served from the cache stops validating as soon
+// as the key set no longer returns its key, and is served from the cache
+// while it does.
+func TestKeySetRemovalEndsCachedTokens(t *testing.T) {
+	ctx := context.Background()
+	idp := keycloaktest.New(t, realm())
+	certs := func() *jwks.Set {
+		resp, err := idp.Client().Get(idp.JWKSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		if _, err := io.Copy(&b, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		s, err := jwks.Parse([]byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		// setup returns the key set and a function that removes kid from it.
+		setup func(t *testing.T, kid string) (keygate.KeySet, func())
+	}{
+		{"jwks.Source", func(t *testing.T, kid string) (keygate.KeySet, func()) {
+			src, err := jwks.NewSource(jwks.Config{URL: idp.JWKSURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { src.Close() })
+			if err := src.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return src, func() {
+				if _, err := idp.AddKey("RS256"); err != nil {
+					t.Fatal(err)
+				}
+				idp.RemoveKey(kid)
+				if err := src.Refresh(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"jwks.Set, swapped for one without the key", func(t *testing.T, kid string) (keygate.KeySet, func()) {
+			ks := &swappableKeys{}
+			ks.set.Store(certs())
+			return ks, func() { ks.set.Store(jwks.StaticSet()) }
+		}},
+		{"a key set that builds new Keys on each call", func(t *testing.T, kid string) (keygate.KeySet, func()) {
+			ks := &swappableKeys{}
+			ks.set.Store(certs())
+			return freshKeys{ks}, func() { ks.set.Store(jwks.StaticSet()) }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kid := idp.ActiveKeyID("RS256")
+			keys, remove := tt.setup(t, kid)
+			v, err := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := idp.MustMint(t, keycloaktest.Token{Client: "worker", KeyID: kid})
+			for range 2 {
+				if _, err := v.Verify(ctx, tok); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := v.CacheStats(); st.Hits != 1 {
+				t.Fatalf("CacheStats() = %+v; want the second Verify answered from the cache", st)
+			}
+			remove()
+			if _, err := v.Verify(ctx, tok); err == nil {
+				t.Error("a cached token still validates after its key left the key set")
 			}
 		})
 	}
