@@ -87,9 +87,10 @@ type Config struct {
 	// Verify tunes token verification.
 	Verify Verify `yaml:"verify"`
 
-	// Rules decide what each request needs (package authz's YAML format).
+	// Access decides what each request needs: the document that
+	// authz.ParseYAML reads (default, rules, case_insensitive_paths).
 	// Nil means every request needs a valid token and nothing more.
-	Rules *authz.Rules `yaml:"rules"`
+	Access *authz.Config `yaml:"access"`
 
 	// IdentityHeaders name the headers that carry the caller to the
 	// upstream, or back to the front proxy in forward-auth answers.

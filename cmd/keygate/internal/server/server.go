@@ -138,8 +138,8 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	var policy *authz.Policy
-	if cfg.Rules != nil {
-		if policy, err = authz.Compile(*cfg.Rules); err != nil {
+	if cfg.Access != nil {
+		if policy, err = authz.Compile(*cfg.Access); err != nil {
 			return nil, err
 		}
 	}
