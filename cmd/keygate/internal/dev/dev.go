@@ -115,7 +115,7 @@ func ProxyConfig(listen, issuer, upstream, audience, admin string) config.Config
 		ForwardAuth: &config.ForwardAuth{Path: config.DefaultForwardAuthPath},
 		Issuer:      issuer,
 		Audiences:   []string{audience},
-		Access:       &rules,
+		Access:      &rules,
 		Keys:        config.Keys{MinRefetchInterval: time.Second},
 		Timeouts:    config.Timeouts{Shutdown: 5 * time.Second},
 	}

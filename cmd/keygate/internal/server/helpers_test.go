@@ -59,7 +59,7 @@ func baseConfig(iss *keycloaktest.Server, upstream string) config.Config {
 		ForwardAuth: &config.ForwardAuth{},
 		Issuer:      iss.Issuer(),
 		Audiences:   []string{"api"},
-		Access:       testRules(),
+		Access:      testRules(),
 		Timeouts:    config.Timeouts{Shutdown: 5 * time.Second},
 	}
 }
