@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate/cmd/keygate/internal/config"
+	"github.com/keygate/keygate/cmd/keygate/internal/server"
 	"github.com/keygate/keygate/keycloaktest"
 )
 
@@ -305,24 +307,41 @@ func TestForwardAuthRefusesSpoofedHeaders(t *testing.T) {
 	}
 }
 
-// TestConnectionLimit checks limits.max_connections: connections that
-// are busy (here: a request header not finished) hold their slots and the
-// next connection waits; connections idle between keep-alive requests
-// are closed to make room, so a flood of them cannot lock a client out.
+// TestConnectionLimit checks limits.max_connections: connections busy
+// with a request hold their slots, and the next connection waits; a full
+// listener closes connections idle between keep-alive requests, and
+// connections that send nothing past their first second, so that
+// neither kind of flood can lock a client out.
 func TestConnectionLimit(t *testing.T) {
 	iss := issuer(t)
-	cfg := baseConfig(iss, echo(t).URL)
 	const limit = 3
+	// The upstream holds /public/slow until release is closed.
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/public/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	cfg := baseConfig(iss, up.URL)
 	cfg.Limits.MaxConnections = limit
-	// Long enough that the server never closes a connection by itself
-	// during the test.
+	// Long enough that the server never closes a connection on a timeout
+	// during the test: only the limiter may.
 	cfg.Timeouts.ReadHeader = 5 * time.Minute
 	cfg.Timeouts.Idle = 5 * time.Minute
 	s, _ := start(t, cfg)
 
 	// request sends one keep-alive request on c and reads the answer.
-	request := func(c net.Conn, br *bufio.Reader) (int, error) {
-		if _, err := io.WriteString(c, "GET /public/x HTTP/1.1\r\nHost: keygate\r\n\r\n"); err != nil {
+	request := func(c net.Conn, br *bufio.Reader, path string) (int, error) {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: keygate\r\n\r\n"); err != nil {
 			return 0, err
 		}
 		resp, err := http.ReadResponse(br, nil)
@@ -348,7 +367,7 @@ func TestConnectionLimit(t *testing.T) {
 		c := dial(t)
 		answered := make(chan error, 1)
 		go func() {
-			status, err := request(c, bufio.NewReader(c))
+			status, err := request(c, bufio.NewReader(c), "/public/x")
 			if err == nil && status != 200 {
 				err = fmt.Errorf("status %d", status)
 			}
@@ -356,28 +375,60 @@ func TestConnectionLimit(t *testing.T) {
 		}()
 		return answered
 	}
+	// closedByServer counts the connections of held that the server
+	// closed. An eviction happens before the extra connection is
+	// accepted, so a closed one reads EOF at once; the deadline only ends
+	// the reads of the ones left open.
+	closedByServer := func(held []net.Conn) int {
+		n := 0
+		for _, c := range held {
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := io.Copy(io.Discard, c); err == nil {
+				n++ // EOF
+			}
+		}
+		return n
+	}
 
 	t.Run("busy connections hold their slots", func(t *testing.T) {
 		held := make([]net.Conn, limit)
 		for i := range held {
 			held[i] = dial(t)
-			io.WriteString(held[i], "GET /public/x HTTP/1.1\r\n") // no end of header
+			io.WriteString(held[i], "GET /public/slow HTTP/1.1\r\nHost: keygate\r\n\r\n")
 		}
 		answered := extra(t)
 		select {
 		case err := <-answered:
-			t.Fatalf("the connection past the limit was served (err %v) while %d busy connections were open", err, limit)
-		case <-time.After(500 * time.Millisecond):
-			// Not served. (A slow machine could only hide a failure here,
-			// never cause one.)
+			t.Fatalf("the connection past the limit was served (err %v) while %d requests were in progress", err, limit)
+		case <-time.After(2 * server.MinNewAge):
+			// Not served, also past the age at which a silent connection
+			// would be closed. (A slow machine could only hide a failure
+			// here, never cause one.)
 		}
-		// Freeing one slot lets it in.
-		held[0].Close()
+		close(release) // the requests end; their slots free up
 		if err := <-answered; err != nil {
-			t.Fatalf("after a slot was freed: %v; want 200", err)
+			t.Fatalf("after the requests ended: %v; want 200", err)
 		}
 		for _, c := range held {
 			c.Close()
+		}
+	})
+
+	t.Run("silent connections make room", func(t *testing.T) {
+		held := make([]net.Conn, limit)
+		for i := range held {
+			held[i] = dial(t)
+			if i == 0 {
+				io.WriteString(held[i], "GET /public/x HTTP/1.1\r\n") // a header that never ends
+			}
+		}
+		// Nobody closes a held connection, and the header timeout is 5
+		// minutes: keygate must close one to serve this.
+		if err := <-extra(t); err != nil {
+			t.Fatalf("the connection past the limit: %v; want 200 after a silent one was closed", err)
+		}
+		if closedByServer(held) == 0 {
+			t.Error("no silent connection was closed, yet the one past the limit was served")
 		}
 	})
 
@@ -385,25 +436,14 @@ func TestConnectionLimit(t *testing.T) {
 		held := make([]net.Conn, limit)
 		for i := range held {
 			held[i] = dial(t)
-			if status, err := request(held[i], bufio.NewReader(held[i])); err != nil || status != 200 {
+			if status, err := request(held[i], bufio.NewReader(held[i]), "/public/x"); err != nil || status != 200 {
 				t.Fatalf("connection %d: %d, %v; want 200", i, status, err)
 			}
 		}
-		// Nobody closes a held connection: keygate must, to serve this.
 		if err := <-extra(t); err != nil {
 			t.Fatalf("the connection past the limit: %v; want 200 after idle ones were closed", err)
 		}
-		// The eviction happened before the extra connection was accepted,
-		// so a closed one reads EOF at once; the deadline only ends the
-		// reads of the ones left open.
-		closed := 0
-		for _, c := range held {
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			if _, err := c.Read(make([]byte, 1)); err == io.EOF {
-				closed++
-			}
-		}
-		if closed == 0 {
+		if closedByServer(held) == 0 {
 			t.Error("no idle connection was closed, yet the one past the limit was served")
 		}
 	})

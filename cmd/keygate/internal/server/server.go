@@ -219,7 +219,7 @@ func (s *Server) Start() error {
 		IdleTimeout:       t.Idle,
 		TLSConfig:         s.tls,
 		ErrorLog:          errLog,
-		ConnState:         trackIdle,
+		ConnState:         trackState,
 	}
 	// The limit counts TCP connections, under TLS: a client that never
 	// finishes its handshake holds a slot too.
@@ -248,7 +248,7 @@ func (s *Server) Start() error {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       t.Idle,
 			ErrorLog:          errLog,
-			ConnState:         trackIdle,
+			ConnState:         trackState,
 		}
 		wg.Add(1)
 		go func() {

@@ -1,0 +1,4 @@
+package server
+
+// MinNewAge is minNewAge, for tests in package server_test.
+const MinNewAge = minNewAge
