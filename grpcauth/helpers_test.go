@@ -36,6 +36,7 @@ rules:
 
 type env struct {
 	idp      *keycloaktest.Server
+	keys     *jwks.Source
 	verifier *keygate.Verifier
 	policy   *grpcauth.Policy
 }
@@ -68,7 +69,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{idp: idp, verifier: v, policy: policy}
+	return &env{idp: idp, keys: src, verifier: v, policy: policy}
 }
 
 func (e *env) token(t testing.TB, user string) string {
