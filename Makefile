@@ -30,9 +30,12 @@ quick:
 e2e:
 	GO=$(GO) scripts/e2e.sh
 
-# proxies runs the examples/ NGINX and Caddy configs against keygate's
-# forward-auth mode with the real servers, installed from Debian's
-# packages when missing.
+# proxies runs keygate serve (proxy mode, and forward-auth behind the
+# examples/ NGINX and Caddy configs) in front of real Python (wsgiref) and
+# Node (Express) applications, plus a connection flood; the servers come
+# from Debian's packages and Express from npm ci, installed when missing.
+# The differential test of the request seam (cmd/keygate/internal/seamtest)
+# is part of quick.
 proxies:
 	GO=$(GO) scripts/proxies.sh
 

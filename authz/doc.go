@@ -17,20 +17,23 @@
 //		Default: authz.Authenticated(),
 //	})
 //	...
-//	req, _ := p.Match(r.Method, r.URL.Path)
+//	req, _ := p.Match(r.Method, r.URL.Path) // after httpauth.CheckTarget(r.Method, r.URL)
 //	if !req.Allows(principal) { ... }
 //
 // # Path patterns
 //
-// A pattern is matched against the request's cleaned path, segment by
+// A pattern is matched against the request's decoded, checked path (see
+// [github.com/keygate/keygate/httpauth.CheckTarget]), segment by
 // segment, byte for byte, and case-sensitively:
 //
-//   - /health matches /health only: not /health/, nor /healthz.
+//   - /health matches /health and /health/: not /health//, nor /healthz,
+//     nor /health/x.
 //   - /api/** matches /api, /api/ and every path below /api/, but not
 //     /apix. /** matches every path. ** is only allowed as the last
 //     segment.
 //   - /orders/{id} matches /orders/ followed by exactly one non-empty
-//     segment: /orders/42, but not /orders/, /orders or /orders/42/items.
+//     segment, with or without a trailing slash: /orders/42 and
+//     /orders/42/, but not /orders/, /orders or /orders/42/items.
 //   - /files/{path...} matches what /files/** does: /files, /files/ and
 //     every path below. It is only allowed as the last segment.
 //   - Wildcards mix with literals: /orders/{id}/items/**.
@@ -38,12 +41,42 @@
 // Wildcards use the syntax of net/http.ServeMux patterns (names are Go
 // identifiers, each segment is wholly a wildcard or wholly literal) but
 // capture nothing: only whether a path matches counts. Unlike ServeMux, a
-// pattern ending in "/" is not a prefix; Compile rejects such patterns,
-// along with "*" inside a segment, "//", "." and "..", and {$}.
+// pattern ending in "/" is not a prefix. Compile rejects "*" inside a
+// segment, "//", "." and "..", and {$}.
 //
-// A pattern without ** or {name...} does not cover the paths below it,
-// nor its own path with a trailing slash: to protect a subtree, write
-// /admin/**, not /admin.
+// A pattern without ** or {name...} does not cover the paths below it:
+// to protect a subtree, write /admin/**, not /admin.
+//
+// # Path equivalence
+//
+// A rule must cover every spelling of a path that the upstream serves as
+// the same resource, or a caller reaches the resource under a spelling no
+// rule names. Two equivalences are built in, and one is opt-in:
+//
+//   - Trailing slash: a rule covers its path with and without one
+//     trailing slash, because Flask (strict_slashes=False), Express and
+//     older Spring MVC route /x/ as /x. A pattern written with a trailing
+//     slash, /x/, means the same as /x. [Rule.StrictTrailingSlash]
+//     (strict_trailing_slash: true in YAML) turns this off for one rule:
+//     /x then matches /x only and /x/ only /x/, so /x/ falls to later
+//     rules; set it only when the upstream serves /x and /x/ as
+//     different resources. Mind the order of rules: with /docs
+//     permit_all before /docs/** role admin, /docs/ now goes to the
+//     first rule; if /docs/ is the admin subtree's index upstream, put
+//     the /docs/** rule first or make the /docs rule strict.
+//   - Method case: methods match without regard to case, so a rule for
+//     DELETE covers delete and Delete, which many frameworks upper-case
+//     and route as DELETE.
+//   - Path case, opt-in: [Rules.CaseInsensitivePaths]
+//     (case_insensitive_paths: true in YAML) makes literal segments
+//     compare as strings.EqualFold does, so that /admin/** covers
+//     /ADMIN/x. Set it when the upstream routes paths case-insensitively
+//     (ASP.NET, IIS, Spring with a case-insensitive matcher).
+//
+// Other spellings (dot segments, "//", encoded slashes and backslashes,
+// double encoding, "#", ";" and control characters) are not matched at
+// all: package httpauth refuses such requests with 400 before any rule
+// is consulted.
 //
 // # YAML
 //
@@ -52,6 +85,7 @@
 // a larger configuration:
 //
 //	default: deny            # or: authenticated (or any requirement)
+//	case_insensitive_paths: false    # true: /admin/** also covers /ADMIN/x
 //	rules:
 //	  - path: /public/**
 //	    require: permit_all          # string shorthands: permit_all | authenticated | deny
@@ -74,11 +108,18 @@
 //	    require: {claim: {name: groups, contains: /staff}}
 //	  - path: /staff/**
 //	    require: {any_role: [staff, admin]}
+//	  - path: /settings              # also covers /settings/
+//	    require: {role: admin}
+//	  - path: /files/                # only /files/; /files falls through
+//	    strict_trailing_slash: true
+//	    require: authenticated
 //
 // A missing default denies; a document that is a list of rules alone is
-// rules with a missing default. Each rule has a path and a require, and
-// may have methods: a list, or a single method, matched as
-// [Rule.Methods] says (GET covers HEAD). A requirement is one of the
+// rules with a missing default, and case_insensitive_paths, when given,
+// is true or false. Each rule has a path and a require, and may have
+// methods: a list, or a single method, matched as [Rule.Methods] says
+// (GET covers HEAD, and case does not count), and strict_trailing_slash,
+// true or false (see [Rule.StrictTrailingSlash]). A requirement is one of the
 // strings permit_all, authenticated or deny, or a mapping with exactly one
 // of these keys:
 //

@@ -123,11 +123,11 @@ rules:
 func ExampleCompile_error() {
 	_, err := authz.Compile(authz.Rules{Rules: []authz.Rule{
 		{Path: "/health", Require: authz.PermitAll()},
-		{Path: "/api/", Require: authz.Authenticated()},
+		{Path: "/api/*", Require: authz.Authenticated()},
 	}})
 	fmt.Println(err)
 	// Output:
-	// authz: rule 1: path "/api/" ends in "/" and would match only that exact path; use "/api" for the path or "/api/**" for everything below it
+	// authz: rule 1: path "/api/*" has "*" in segment "*"; use {name} for one segment, or "**" as the last segment for everything below
 }
 
 func ExamplePolicy_Match() {
@@ -142,7 +142,7 @@ func ExamplePolicy_Match() {
 	for _, path := range []string{
 		"/api", "/api/", "/api/v1/x", "/apix",
 		"/files", "/files/a/b",
-		"/orders/42", "/orders/", "/orders/42/items",
+		"/orders/42", "/orders/42/", "/orders/", "/orders/42/items",
 	} {
 		_, rule := policy.Match("GET", path)
 		fmt.Println(path, rule)
@@ -155,6 +155,7 @@ func ExamplePolicy_Match() {
 	// /files 1
 	// /files/a/b 1
 	// /orders/42 2
+	// /orders/42/ 2
 	// /orders/ -1
 	// /orders/42/items -1
 }
@@ -185,4 +186,37 @@ func ExampleRequirement_String() {
 	// Output:
 	// denyAll
 	// allOf(hasScope("a"), anyOf(hasRole("admin"), claimEquals("tenant", "acme")))
+}
+
+// Path equivalence: a rule covers its path with a trailing slash unless
+// it is strict, methods match in any case, and CaseInsensitivePaths is
+// for upstreams that route /ADMIN as /admin.
+func ExampleRules_caseInsensitivePaths() {
+	policy, err := authz.Compile(authz.Rules{
+		Rules: []authz.Rule{
+			{Path: "/settings", Require: authz.Role("admin")},
+			{Path: "/orders/{id}", Methods: []string{"DELETE"}, Require: authz.Role("admin")},
+			{Path: "/export", StrictTrailingSlash: true, Require: authz.Role("admin")},
+			{Path: "/admin/**", Require: authz.Role("admin")},
+		},
+		Default:              authz.Authenticated(),
+		CaseInsensitivePaths: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/settings/"},
+		{"delete", "/orders/7/"},
+		{"GET", "/export/"},
+		{"GET", "/ADMIN/users"},
+	} {
+		req, rule := policy.Match(r.method, r.path)
+		fmt.Println(r.method, r.path, rule, req)
+	}
+	// Output:
+	// GET /settings/ 0 hasRole("admin")
+	// delete /orders/7/ 1 hasRole("admin")
+	// GET /export/ -1 authenticated
+	// GET /ADMIN/users 3 hasRole("admin")
 }

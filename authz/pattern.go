@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // segKind is what one segment of a path pattern matches.
@@ -25,11 +26,21 @@ type segment struct {
 // slash. The pattern "/" is one empty literal segment.
 type pattern struct {
 	segs []segment
+	// slash records that the pattern was written with a trailing slash,
+	// as in /x/. It counts only when strict is set.
+	slash bool
+	// strict makes a trailing slash significant: /x matches /x only, /x/
+	// matches /x/ only. Patterns ending in a rest segment ignore it.
+	strict bool
 }
 
-// match reports whether path, which must start with "/", matches. It
-// walks path in place and does not allocate.
-func (p *pattern) match(path string) bool {
+// match reports whether path, which must start with "/", matches. When
+// fold is set, literal segments compare without regard to case as the
+// most lenient upstream does (see [equalFold]).
+// Unless p is strict, one trailing slash after the last segment is
+// ignored: /x and /orders/{id} match /x/ and /orders/7/. match walks path
+// in place and does not allocate.
+func (p *pattern) match(path string, fold bool) bool {
 	if path == "" || path[0] != '/' {
 		return false
 	}
@@ -49,7 +60,7 @@ func (p *pattern) match(path string) bool {
 		}
 		switch s.kind {
 		case segLiteral:
-			if seg != s.lit {
+			if seg != s.lit && (!fold || !equalFold(seg, s.lit)) {
 				return false
 			}
 		case segWild:
@@ -58,7 +69,17 @@ func (p *pattern) match(path string) bool {
 			}
 		}
 	}
-	return !more
+	// Every segment matched. What is left of path is nothing (/x), or,
+	// after a trailing slash, the empty string (/x/). The root pattern has
+	// no segment a slash could trail.
+	trailing := more
+	if trailing && (rest != "" || len(p.segs) == 1 && p.segs[0].kind == segLiteral && p.segs[0].lit == "") {
+		return false
+	}
+	if p.strict {
+		return trailing == p.slash
+	}
+	return true
 }
 
 // parsePattern compiles a path pattern. Its errors do not name the
@@ -76,15 +97,15 @@ func parsePattern(s string) (pattern, error) {
 	if s == "/" {
 		return pattern{segs: []segment{{kind: segLiteral}}}, nil
 	}
-	parts := strings.Split(s[1:], "/")
-	p := pattern{segs: make([]segment, 0, len(parts))}
+	// A trailing slash is accepted and, unless the rule is strict, means
+	// nothing: /x/ is /x.
+	body, slash := strings.CutSuffix(s, "/")
+	parts := strings.Split(body[1:], "/")
+	p := pattern{segs: make([]segment, 0, len(parts)), slash: slash}
 	var names []string
 	for i, seg := range parts {
 		last := i == len(parts)-1
 		switch {
-		case seg == "" && last:
-			base := strings.TrimRight(s, "/")
-			return pattern{}, fmt.Errorf("ends in \"/\" and would match only that exact path; use %q for the path or %q for everything below it", base, base+"/**")
 		case seg == "":
 			return pattern{}, errors.New("has an empty segment (\"//\"), which no cleaned path holds")
 		case seg == "." || seg == "..":
@@ -155,4 +176,27 @@ func isLetters(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// equalFold reports whether a and b are equal without regard to case,
+// under any of the foldings case-insensitive upstreams use: Unicode
+// simple case folding (strings.EqualFold: .NET's OrdinalIgnoreCase on
+// most letters, Python's casefold on most), and Java's
+// String.equalsIgnoreCase, which compares each character upper-cased,
+// then lower-cased, and so also pairs the dotless ı (U+0131) with i.
+// Being lenient is the safe side: a path that some upstream folds to a
+// protected route must match that route's rule. It does not allocate.
+func equalFold(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb && unicode.ToLower(unicode.ToUpper(ra)) != unicode.ToLower(unicode.ToUpper(rb)) {
+			return false
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return a == "" && b == ""
 }

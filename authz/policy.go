@@ -14,17 +14,31 @@ type Rule struct {
 	// Methods are the HTTP methods the rule covers, such as "GET". Nil or
 	// empty means every method. [Compile] upper-cases them and accepts
 	// the methods of RFC 9110, PATCH and those of WebDAV (RFC 4918). As
-	// in net/http.ServeMux, GET covers HEAD too; request methods are
-	// otherwise compared exactly, so "get" is not GET.
+	// in net/http.ServeMux, GET covers HEAD too. Request methods compare
+	// without regard to case, so DELETE covers delete and Delete: many
+	// frameworks upper-case the method before routing, and a rule that
+	// covers more requests than the upstream tells apart errs on the
+	// side of refusing.
 	Methods []string
 
 	// Path is the pattern of the request paths the rule covers. See the
-	// package documentation for its syntax.
+	// package documentation for its syntax. A pattern that ends in "/"
+	// means the same as without it, unless StrictTrailingSlash is set.
 	Path string
 
 	// Require is what a caller must satisfy. The zero Requirement denies
 	// everyone.
 	Require Requirement
+
+	// StrictTrailingSlash makes a trailing slash significant for this
+	// rule: /x then matches /x only, /x/ matches /x/ only, and
+	// /orders/{id} no longer matches /orders/7/. By default a rule covers
+	// its path with and without one trailing slash, as most frameworks
+	// route them (Flask, Express, older Spring MVC). Setting it is risky
+	// when the upstream serves /x/ as /x: requests for /x/ then fall to
+	// later rules or the default. Patterns ending in ** or {name...}
+	// ignore it.
+	StrictTrailingSlash bool
 }
 
 // Rules are ordered rules and a default, the source of a [Policy]. The
@@ -41,6 +55,17 @@ type Rules struct {
 	// denies them; [Authenticated] lets any caller with a verified token
 	// through.
 	Default Requirement
+
+	// CaseInsensitivePaths makes the literal segments of every rule's
+	// path pattern match without regard to case, as the most lenient
+	// case-insensitive upstream compares (Unicode simple case folding, and
+	// Java's upper-then-lower comparison, which pairs ı with i and ſ with
+	// s), so that /admin/** covers /ADMIN/x and /admın/x. Set it when
+	// the upstream routes paths case-insensitively, as ASP.NET, IIS or a
+	// case-insensitive Spring matcher do; otherwise /ADMIN/x misses the
+	// rule for /admin/** while the upstream serves it. False, the
+	// default, compares paths byte for byte.
+	CaseInsensitivePaths bool
 }
 
 // Policy is compiled [Rules], ready to match requests. It is immutable
@@ -48,6 +73,7 @@ type Rules struct {
 type Policy struct {
 	rules []compiled
 	def   Requirement
+	fold  bool // Rules.CaseInsensitivePaths
 	src   Rules
 }
 
@@ -66,7 +92,8 @@ func Compile(r Rules) (*Policy, error) {
 	p := &Policy{
 		rules: make([]compiled, 0, len(r.Rules)),
 		def:   r.Default,
-		src:   Rules{Rules: make([]Rule, 0, len(r.Rules)), Default: r.Default},
+		fold:  r.CaseInsensitivePaths,
+		src:   Rules{Rules: make([]Rule, 0, len(r.Rules)), Default: r.Default, CaseInsensitivePaths: r.CaseInsensitivePaths},
 	}
 	for i, rule := range r.Rules {
 		pat, err := parsePattern(rule.Path)
@@ -80,6 +107,7 @@ func Compile(r Rules) (*Policy, error) {
 		if err := rule.Require.validate(); err != nil {
 			return nil, fmt.Errorf("authz: rule %d (%s): %w", i, rule.Path, err)
 		}
+		pat.strict = rule.StrictTrailingSlash
 		c := compiled{path: pat, req: rule.Require}
 		if len(methods) > 0 {
 			c.methods = methods
@@ -88,7 +116,7 @@ func Compile(r Rules) (*Policy, error) {
 			}
 		}
 		p.rules = append(p.rules, c)
-		p.src.Rules = append(p.src.Rules, Rule{Methods: methods, Path: rule.Path, Require: rule.Require})
+		p.src.Rules = append(p.src.Rules, Rule{Methods: methods, Path: rule.Path, Require: rule.Require, StrictTrailingSlash: rule.StrictTrailingSlash})
 	}
 	if err := r.Default.validate(); err != nil {
 		return nil, fmt.Errorf("authz: default: %w", err)
@@ -98,12 +126,18 @@ func Compile(r Rules) (*Policy, error) {
 
 // Match returns the requirement for a request, and the index in
 // [Rules.Rules] of the rule that supplied it, or -1 for the default.
-// An empty method is GET, as in net/http.
+// An empty method is GET, as in net/http. The method compares with the
+// rules' methods without regard to case.
 //
-// path is the request's path, such as r.URL.Path, already cleaned: it
-// starts with "/" and holds no "//", "." or ".." segments. Match compares
-// it byte for byte, with no unescaping or cleaning of its own; a path
-// that does not start with "/" matches no rule.
+// path is the request's decoded path, such as r.URL.Path, already
+// checked: it starts with "/" and holds no "//", "." or ".." segments.
+// Match does no unescaping or cleaning of its own, and does not check
+// method or path; [github.com/keygate/keygate/httpauth.CheckTarget]
+// refuses the requests Match must not see. Segments compare byte for
+// byte, or without regard to case when [Rules.CaseInsensitivePaths] is
+// set, and one trailing slash is ignored unless the rule has
+// [Rule.StrictTrailingSlash]. A path that does not start with "/"
+// matches no rule.
 //
 // Match does not allocate.
 func (p *Policy) Match(method, path string) (req Requirement, rule int) {
@@ -113,26 +147,51 @@ func (p *Policy) Match(method, path string) (req Requirement, rule int) {
 	if method == "" {
 		method = "GET"
 	}
+	fold := !isUpper(method)
 	for i := range p.rules {
 		c := &p.rules[i]
-		if c.methods != nil && !slices.Contains(c.methods, method) {
+		if c.methods != nil && !hasMethod(c.methods, method, fold) {
 			continue
 		}
-		if c.path.match(path) {
+		if c.path.match(path, p.fold) {
 			return c.req, i
 		}
 	}
 	return p.def, -1
 }
 
+// hasMethod reports whether the upper-case methods hold m, compared
+// without regard to case when fold is set.
+func hasMethod(methods []string, m string, fold bool) bool {
+	for _, x := range methods {
+		if x == m || fold && strings.EqualFold(x, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// isUpper reports whether s holds no lower-case ASCII letter and no
+// byte beyond ASCII, so that it equals an upper-case method only when
+// it is that method, byte for byte.
+func isUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'a' <= c && c <= 'z' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // Rules returns the rules p was compiled from, with their methods
-// upper-cased. The result is a copy that the caller may modify. A nil
+// upper-cased and their paths as written. The result is a copy that the caller may modify. A nil
 // *Policy returns the zero Rules.
 func (p *Policy) Rules() Rules {
 	if p == nil {
 		return Rules{}
 	}
-	r := Rules{Rules: slices.Clone(p.src.Rules), Default: p.src.Default}
+	r := p.src
+	r.Rules = slices.Clone(p.src.Rules)
 	for i := range r.Rules {
 		r.Rules[i].Methods = slices.Clone(r.Rules[i].Methods)
 	}

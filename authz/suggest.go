@@ -117,6 +117,8 @@ func ruleAliases(f string) []string {
 		return []string{"path"}
 	case "requires", "requirement", "access", "auth", "allow", "when":
 		return []string{"require"}
+	case "strictslash", "strictslashes", "stricttrailingslashes", "trailingslash", "exactslash":
+		return []string{"strict_trailing_slash"}
 	}
 	return nil
 }
@@ -129,6 +131,8 @@ func rulesAliases(f string) []string {
 		return []string{"default"}
 	case "rule", "routes", "paths", "matchers", "requestmatchers":
 		return []string{"rules"}
+	case "caseinsensitive", "ignorecase", "caseinsensitivepath", "pathsignorecase", "insensitivepaths":
+		return []string{"case_insensitive_paths"}
 	}
 	return nil
 }

@@ -73,8 +73,10 @@ func (r *Rules) UnmarshalYAML(n *yaml.Node) error {
 				out.Default, err = decodeRequirement(f.val)
 			case "rules":
 				out.Rules, err = decodeRules(f.val)
+			case "case_insensitive_paths":
+				out.CaseInsensitivePaths, err = decodeBool(f.val, "case_insensitive_paths")
 			default:
-				err = unknownKey(f.key, "key", []string{"default", "rules"}, rulesAliases, "a rules document holds default and rules")
+				err = unknownKey(f.key, "key", []string{"default", "rules", "case_insensitive_paths"}, rulesAliases, "a rules document holds default, rules and case_insensitive_paths")
 			}
 			if err != nil {
 				return err
@@ -125,8 +127,10 @@ func decodeRule(n *yaml.Node) (Rule, error) {
 		case "require":
 			hasRequire = true
 			rule.Require, err = decodeRequirement(f.val)
+		case "strict_trailing_slash":
+			rule.StrictTrailingSlash, err = decodeBool(f.val, "strict_trailing_slash")
 		default:
-			err = unknownKey(f.key, "rule key", []string{"path", "methods", "require"}, ruleAliases, "a rule holds path, methods and require")
+			err = unknownKey(f.key, "rule key", []string{"path", "methods", "require", "strict_trailing_slash"}, ruleAliases, "a rule holds path, methods, require and strict_trailing_slash")
 		}
 		if err != nil {
 			return Rule{}, err
@@ -149,6 +153,15 @@ func decodePath(n *yaml.Node) (string, error) {
 		return "", errAt(n, "path %q %w", n.Value, err)
 	}
 	return n.Value, nil
+}
+
+// decodeBool reads a YAML boolean, true or false.
+func decodeBool(n *yaml.Node, key string) (bool, error) {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+		return false, errAt(n, "%s takes true or false; got %s", key, describe(n))
+	}
+	return b, nil
 }
 
 func decodeMethods(n *yaml.Node) ([]string, error) {

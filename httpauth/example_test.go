@@ -2,10 +2,12 @@ package httpauth_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
@@ -82,4 +84,35 @@ func ExampleMiddleware_RequireRole() {
 		fmt.Fprintf(w, "deleted %s", r.PathValue("id"))
 	})))
 	log.Fatal(http.ListenAndServe("127.0.0.1:8080", auth.Wrap(mux)))
+}
+
+// Checking the original request of a forward-auth subrequest before
+// deciding it, as the keygate binary does. The URI comes from a header
+// such as X-Original-URI and is parsed as a request target, which keeps
+// a "#" in the path.
+func ExampleCheckTarget() {
+	for _, target := range []string{
+		"/orders/7/",
+		"/admin#x",
+		"/public/%252e%252e/admin",
+		"/public/%2e%2e/admin",
+		"/admin%2Fusers",
+	} {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var e *httpauth.Error
+		if err := httpauth.CheckTarget("delete", u); errors.As(err, &e) {
+			fmt.Println(target, e.Status, e.Code, e.Description)
+			continue
+		}
+		fmt.Println(target, "ok")
+	}
+	// Output:
+	// /orders/7/ ok
+	// /admin#x 400 invalid_request the request path holds a forbidden character
+	// /public/%252e%252e/admin 400 invalid_request the request path is encoded twice (%25)
+	// /public/%2e%2e/admin 400 invalid_request the request path is not canonical
+	// /admin%2Fusers 400 invalid_request the request path holds an encoded slash
 }

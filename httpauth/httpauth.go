@@ -2,11 +2,33 @@
 // their OAuth 2.0 bearer token (RFC 6750) with a [keygate.Verifier] and
 // authorizes them with an [authz.Policy].
 //
-// Answers follow RFC 6750: no token is 401 with a bare Bearer challenge, a
-// bad token is 401 invalid_token, a malformed request is 400
-// invalid_request, a verified caller the policy refuses is 403
-// insufficient_scope, and a token that cannot be checked because the
-// provider's keys are unavailable is 503 with Retry-After.
+// Answers follow RFC 6750, as Spring Security's resource server gives
+// them:
+//
+//	case                                                     status  error
+//	no token                                                 401     (bare Bearer challenge)
+//	token present but malformed (not b64token, "Bearer" with
+//	  no token, not a JWS)                                   401     invalid_token
+//	token that fails verification                            401     invalid_token
+//	malformed request: two Authorization headers, a token in
+//	  two places, a bad method or path (see CheckTarget)     400     invalid_request
+//	verified caller the policy refuses                       403     insufficient_scope
+//	provider's keys unavailable, token cannot be checked     503     (Retry-After)
+//
+// A 400 is kept for requests that are malformed as requests; anything
+// wrong with the token itself is a 401, which front proxies such as
+// NGINX auth_request pass through (they turn a 400 into a 500).
+//
+// # The request target
+//
+// The rules and the handler or upstream behind the middleware must agree
+// on which resource a request names. [CheckTarget] is the one definition
+// of a request target the middleware accepts; [Middleware.Authorize]
+// applies it before any rule, and the keygate binary applies the same
+// function in proxy and forward-auth mode. What it refuses could mean one
+// route to the rules and another to the upstream; what it accepts is
+// matched by package authz, which also treats /x/ as /x and methods
+// without regard to case (see its section on path equivalence).
 //
 // The middleware has the standard shape func(http.Handler) http.Handler
 // ([Middleware.Wrap]) and works with http.ServeMux, chi, gorilla/mux and
@@ -25,6 +47,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
@@ -67,7 +90,9 @@ type Config struct {
 	RetryAfter time.Duration
 
 	// Logger receives one line per refused request: status, reason,
-	// method, path and subject when known; never the token. Nil means no
+	// method, path, subject when known and the error; never the token.
+	// Each value is cut to 256 bytes, followed by a note of its full
+	// length, because the caller chooses most of them. Nil means no
 	// logging.
 	Logger *slog.Logger
 }
@@ -94,6 +119,8 @@ type Error struct {
 	Err error
 }
 
+// Error returns the status, the description and, if any, the cause. The
+// cause may quote token content: log it, do not send it.
 func (e *Error) Error() string {
 	s := fmt.Sprintf("httpauth: %d %s", e.Status, e.Description)
 	if e.Err != nil {
@@ -102,6 +129,7 @@ func (e *Error) Error() string {
 	return s
 }
 
+// Unwrap returns e.Err.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Middleware authenticates and authorizes requests. It is safe for
@@ -165,11 +193,13 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 
 // Authorize decides one request: the caller is read from r's headers, the
 // route from method and u, which differ from r's own for forward-auth
-// (the original request's method and URI). It returns the verified
-// caller, nil for an anonymous caller of a public route, or the refusal.
+// (the original request's method and URI). It first refuses with 400
+// what [CheckTarget] refuses, then matches the policy's rules. It
+// returns the verified caller, nil for an anonymous caller of a public
+// route, or the refusal.
 func (m *Middleware) Authorize(r *http.Request, method string, u *url.URL) (*keygate.Principal, *Error) {
-	if err := checkPath(u); err != nil {
-		return nil, m.invalidRequest(err.Error())
+	if e := checkTarget(method, u); e != nil {
+		return nil, e
 	}
 	req := authz.Authenticated()
 	if m.cfg.Policy != nil {
@@ -245,7 +275,19 @@ func (m *Middleware) forbidden(p *keygate.Principal, req authz.Requirement) *Err
 }
 
 func (m *Middleware) invalidRequest(desc string) *Error {
+	return invalidRequest(desc)
+}
+
+func invalidRequest(desc string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: desc}
+}
+
+// malformedToken is the refusal of a token that is present but does not
+// have the b64token syntax of RFC 6750: a 401, as for any other token
+// that does not verify.
+func malformedToken(where string) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "malformed token",
+		Err: fmt.Errorf("httpauth: the bearer token in %s is not b64token syntax: %w", where, keygate.ErrMalformed)}
 }
 
 func (m *Middleware) verifyError(err error) *Error {
@@ -264,12 +306,12 @@ func (m *Middleware) verifyError(err error) *Error {
 func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
 	e.Realm = m.cfg.Realm
 	if m.cfg.Logger != nil {
-		attrs := []any{"status", e.Status, "reason", e.Description, "method", r.Method, "path", r.URL.Path}
+		attrs := []any{"status", e.Status, "reason", logValue(e.Description), "method", logValue(r.Method), "path", logValue(r.URL.Path)}
 		if e.Principal != nil {
-			attrs = append(attrs, "sub", e.Principal.Subject)
+			attrs = append(attrs, "sub", logValue(e.Principal.Subject))
 		}
 		if e.Err != nil {
-			attrs = append(attrs, "error", e.Err.Error())
+			attrs = append(attrs, "error", logValue(e.Err.Error()))
 		}
 		m.cfg.Logger.Log(r.Context(), slog.LevelInfo, "request refused", attrs...)
 	}
@@ -277,8 +319,9 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
 }
 
 // token extracts the bearer token from r (RFC 6750 section 2). It returns
-// "" when there is none, and a 400 for more than one token or a malformed
-// Authorization header.
+// "" when there is none, a 401 invalid_token for a token that is not
+// b64token syntax (including "Bearer" with no token), and a 400 for a
+// malformed request: more than one token, or an unreadable form.
 func (m *Middleware) token(r *http.Request, u *url.URL) (string, *Error) {
 	var found []string
 	switch hs := r.Header.Values("Authorization"); len(hs) {
@@ -288,7 +331,7 @@ func (m *Middleware) token(r *http.Request, u *url.URL) (string, *Error) {
 		if strings.EqualFold(scheme, "Bearer") {
 			tok = strings.TrimLeft(tok, " ")
 			if !ok || !isB64Token(tok) {
-				return "", m.invalidRequest("malformed Authorization header")
+				return "", malformedToken("the Authorization header")
 			}
 			found = append(found, tok)
 		}
@@ -323,7 +366,7 @@ func (m *Middleware) token(r *http.Request, u *url.URL) (string, *Error) {
 		return "", nil
 	case 1:
 		if !isB64Token(found[0]) {
-			return "", m.invalidRequest("malformed access token")
+			return "", malformedToken("access_token")
 		}
 		return found[0], nil
 	}
@@ -355,31 +398,153 @@ func isB64Token(s string) bool {
 	return true
 }
 
-// checkPath refuses paths that could mean one route to the rules and
-// another to the handler or upstream: dot segments, double slashes,
-// encoded slashes, backslashes, semicolons and control characters, as
-// Spring Security's StrictHttpFirewall does.
-func checkPath(u *url.URL) error {
-	p := u.Path
-	if p == "" || p[0] != '/' {
-		return errors.New("the request path must start with /")
+// maxMethod is the longest method [CheckTarget] accepts, in bytes.
+const maxMethod = 32
+
+// CheckTarget reports whether method and u, the request target of a
+// request (u.Path decoded, u.RawPath as sent when it differs), are
+// acceptable, that is: whether the rules of an [authz.Policy] can be
+// trusted to name the resource the handler or upstream will serve. It is
+// the one definition of an acceptable target in keygate:
+// [Middleware.Authorize] calls it first, and the keygate binary calls it
+// for proxy mode and forward-auth.
+//
+// CheckTarget refuses, as Spring Security's StrictHttpFirewall does:
+//
+//   - a method that is not an RFC 9110 token (letters, digits and
+//     !#$%&'*+-.^_`|~) of 1 to 32 bytes;
+//   - a path that does not start with "/" (such as "*"), or a URL with a
+//     fragment;
+//   - in the decoded path: a control character (NUL among them), a backslash,
+//     ";", "#", or bytes that are not UTF-8;
+//   - "%" in the decoded path, that is "%25" in the path as sent: double
+//     encoding such as %252e or %252f, which a second decoding upstream
+//     would turn into a dot segment or a slash;
+//   - a path that is not canonical: dot segments and "//", also when they
+//     were percent-encoded (the check runs on the decoded path);
+//   - an encoded slash or backslash (%2F, %5C) in the path as sent.
+//
+// A trailing slash, letters of any case and any query are accepted;
+// rules do not match queries, and the query goes upstream unchanged.
+//
+// A URL parsed by url.ParseRequestURI, as a forward-auth URI header is,
+// keeps a "#" and what follows in Path, so "/admin#x" is refused; one
+// parsed by url.Parse puts what follows the "#" in Fragment, and is
+// refused when that is not empty. Parse request targets with
+// url.ParseRequestURI.
+//
+// The error is nil or a [*Error] with Status 400, Code "invalid_request"
+// and a fixed Description fit to send, naming the class of the problem
+// and never quoting the input. Callers that answer the request
+// themselves use it as it is:
+//
+//	if err := httpauth.CheckTarget(method, u); err != nil {
+//		var e *httpauth.Error
+//		errors.As(err, &e) // always true
+//		httpauth.WriteError(w, r, e)
+//		return
+//	}
+func CheckTarget(method string, u *url.URL) error {
+	if e := checkTarget(method, u); e != nil {
+		return e
 	}
+	return nil
+}
+
+func checkTarget(method string, u *url.URL) *Error {
+	if !validMethod(method) {
+		return invalidRequest("the request method is not a valid method")
+	}
+	if u == nil || u.Path == "" || u.Path[0] != '/' {
+		return invalidRequest("the request path must start with /")
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		return invalidRequest("the request path holds a forbidden character")
+	}
+	p := u.Path
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' || c == ';' {
-			return errors.New("the request path holds a forbidden character")
+		switch c := p[i]; {
+		case c < 0x20 || c == 0x7f || c == '\\' || c == ';' || c == '#':
+			return invalidRequest("the request path holds a forbidden character")
+		case c == '%':
+			return invalidRequest("the request path is encoded twice (%25)")
 		}
+	}
+	if !utf8.ValidString(p) {
+		return invalidRequest("the request path is not valid UTF-8")
 	}
 	clean := path.Clean(p)
 	if strings.HasSuffix(p, "/") && clean != "/" {
 		clean += "/"
 	}
 	if clean != p {
-		return errors.New("the request path is not canonical")
+		return invalidRequest("the request path is not canonical")
 	}
-	if raw := strings.ToLower(u.RawPath); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
-		return errors.New("the request path holds an encoded slash")
+	// RawPath, when set, is the path as sent; when it is not valid for
+	// Path, url.URL ignores it, and so may whoever forwards u. Check it
+	// anyway: it costs nothing and it is what an upstream might see.
+	if raw := u.RawPath; raw != "" {
+		if strings.Contains(raw, "%25") {
+			return invalidRequest("the request path is encoded twice (%25)")
+		}
+		if containsFold(raw, "%2f") || containsFold(raw, "%5c") {
+			return invalidRequest("the request path holds an encoded slash")
+		}
 	}
 	return nil
+}
+
+// validMethod reports whether m is an RFC 9110 token of 1 to maxMethod
+// bytes.
+func validMethod(m string) bool {
+	if m == "" || len(m) > maxMethod {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !isTchar(m[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTchar reports whether c is an RFC 9110 tchar.
+func isTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// containsFold reports whether s holds substr, an ASCII lower-case
+// string, in any case.
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLogValue is the most bytes of one value the middleware logs.
+const maxLogValue = 256
+
+// logValue returns s cut to maxLogValue bytes, at a UTF-8 boundary and
+// followed by a note of its full length, such as "…(11264 bytes)". The
+// values a refusal logs (method, path, the error that may quote token
+// content) are the caller's choice, and an 11 kB one must not become an
+// 11 kB log line.
+func logValue(s string) string {
+	if len(s) <= maxLogValue {
+		return s
+	}
+	i := maxLogValue
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // WriteError is the default [Config.ErrorHandler]. It writes the RFC 6750

@@ -40,6 +40,11 @@ type SkippedKey struct {
 	ID string
 	// Reason says why the key was skipped.
 	Reason string
+	// NotForSignatures is set for a key published for another use
+	// (use "enc", key_ops without "verify", an encryption alg), such as
+	// the RSA-OAEP key Keycloak publishes in every realm's set. Such keys
+	// are expected: a Source logs them at Debug, not as a warning.
+	NotForSignatures bool
 }
 
 // Set is an immutable snapshot of usable signature keys.
@@ -80,20 +85,24 @@ func (s *Set) Key(_ context.Context, kid string) (*Key, error) {
 	if k, ok := s.Lookup(kid); ok {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownKey, kid)
+	return nil, fmt.Errorf("%w %s", ErrUnknownKey, quoteKid(kid))
 }
 
 // ErrNoUsableKeys reports a key set document that holds no usable
 // signature key. The previous set is kept.
 var ErrNoUsableKeys = errors.New("jwks: no usable signature key in the set")
 
-// Parse decodes a JWKS document. Unusable keys (encryption keys, unknown
-// types or curves, weak RSA keys, bad encodings, duplicate kids, keys over
-// maxKeys) are skipped and reported by [Set.Skipped] rather than failing
-// the set. Keys whose JWK is byte-for-byte unchanged from prev are reused,
-// so that pointers stay stable across refreshes. Parse fails when the
-// document is not a JWKS or holds no usable key.
-func Parse(doc []byte, prev *Set, maxKeys int) (*Set, error) {
+// Parse decodes a JWKS document (RFC 7517 section 5), for keys configured
+// out of band: a Set is a [keygate.KeySet] by itself. Unusable keys
+// (encryption keys, unknown types or curves, RSA keys under 2048 bits, bad
+// encodings, duplicate kids, keys past [DefaultMaxKeys]) are skipped and
+// reported by [Set.Skipped] rather than failing the set. Parse fails when
+// the document is not a JWKS or holds no usable key.
+func Parse(doc []byte) (*Set, error) { return parse(doc, nil, DefaultMaxKeys) }
+
+// parse is Parse for a refresh: keys whose JWK is byte-for-byte unchanged
+// from prev are reused, so that pointers stay stable across refreshes.
+func parse(doc []byte, prev *Set, maxKeys int) (*Set, error) {
 	var raw jose.Set
 	if err := json.Unmarshal(doc, &raw); err != nil {
 		return nil, fmt.Errorf("jwks: not a JSON key set: %w", err)
@@ -122,7 +131,9 @@ func Parse(doc []byte, prev *Set, maxKeys int) (*Set, error) {
 		}
 		pub, err := jwk.PublicKey()
 		if errors.Is(err, jose.ErrNotSigningKey) {
-			continue // Keycloak publishes its RSA-OAEP key in the same set.
+			// Keycloak publishes its RSA-OAEP key in the same set.
+			s.skipped = append(s.skipped, SkippedKey{ID: jwk.Kid, Reason: err.Error(), NotForSignatures: true})
+			continue
 		}
 		if err != nil {
 			s.skipped = append(s.skipped, SkippedKey{ID: jwk.Kid, Reason: err.Error()})
@@ -131,8 +142,10 @@ func Parse(doc []byte, prev *Set, maxKeys int) (*Set, error) {
 		s.add(&Key{ID: jwk.Kid, Algorithm: jwk.Alg, Type: jwk.Kty, Public: pub, raw: bytes.Clone(msg)})
 	}
 	if len(s.keys) == 0 {
-		if len(s.skipped) > 0 {
-			return nil, fmt.Errorf("%w (skipped: %s: %s)", ErrNoUsableKeys, s.skipped[0].ID, s.skipped[0].Reason)
+		for _, sk := range s.skipped {
+			if !sk.NotForSignatures {
+				return nil, fmt.Errorf("%w (skipped: %s: %s)", ErrNoUsableKeys, quoteKid(sk.ID), sk.Reason)
+			}
 		}
 		return nil, ErrNoUsableKeys
 	}

@@ -23,6 +23,17 @@ func ecKeyJSON(t *testing.T, kid string) string {
 		kid, e.EncodeToString(k.X.FillBytes(make([]byte, 32))), e.EncodeToString(k.Y.FillBytes(make([]byte, 32))))
 }
 
+// Parse is the exported form for keys configured out of band.
+func TestParseExported(t *testing.T) {
+	s, err := Parse([]byte(`{"keys":[` + ecKeyJSON(t, "a") + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.Key(context.Background(), "a"); err != nil || k.Algorithm != "ES256" {
+		t.Errorf("Key(a) = %v, %v", k, err)
+	}
+}
+
 func TestParse(t *testing.T) {
 	a, b, c := ecKeyJSON(t, "a"), ecKeyJSON(t, "b"), ecKeyJSON(t, "c")
 	enc := `{"kty":"RSA","kid":"enc","use":"enc","alg":"RSA-OAEP","n":"AQAB","e":"AQAB"}`
@@ -36,7 +47,7 @@ func TestParse(t *testing.T) {
 		wantErr  string
 	}{
 		{"two keys", `{"keys":[` + a + `,` + b + `]}`, 0, []string{"a", "b"}, nil, ""},
-		{"enc key dropped silently", `{"keys":[` + a + `,` + enc + `]}`, 0, []string{"a"}, nil, ""},
+		{"enc key reported as not for signatures", `{"keys":[` + a + `,` + enc + `]}`, 0, []string{"a"}, []string{`enc: use "enc"`}, ""},
 		{"weak and unknown keys reported", `{"keys":[` + weak + `,{"kty":"oct","kid":"sym","k":"AAAA"},` + a + `]}`, 0,
 			[]string{"a"}, []string{"weak: bits", "sym: unsupported kty"}, ""},
 		{"duplicate kid", `{"keys":[` + a + `,` + a + `]}`, 0, []string{"a"}, []string{"a: duplicate kid"}, ""},
@@ -50,7 +61,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := Parse([]byte(tt.doc), nil, tt.maxKeys)
+			s, err := parse([]byte(tt.doc), nil, tt.maxKeys)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Parse() error = %v; want %q", err, tt.wantErr)
@@ -72,6 +83,9 @@ func TestParse(t *testing.T) {
 				if got.ID != kid || !strings.Contains(got.Reason, reason) {
 					t.Errorf("Skipped()[%d] = %+v; want kid %q, reason containing %q", i, got, kid, reason)
 				}
+				if enc := kid == "enc"; got.NotForSignatures != enc {
+					t.Errorf("Skipped()[%d].NotForSignatures = %v; want %v", i, got.NotForSignatures, enc)
+				}
 			}
 		})
 	}
@@ -79,12 +93,12 @@ func TestParse(t *testing.T) {
 
 func TestParseReusesUnchangedKeys(t *testing.T) {
 	a, b := ecKeyJSON(t, "a"), ecKeyJSON(t, "b")
-	first, err := Parse([]byte(`{"keys":[`+a+`,`+b+`]}`), nil, 0)
+	first, err := parse([]byte(`{"keys":[`+a+`,`+b+`]}`), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bNew := ecKeyJSON(t, "b") // same kid, new material
-	second, err := Parse([]byte(`{"keys":[`+a+`,`+bNew+`]}`), first, 0)
+	second, err := parse([]byte(`{"keys":[`+a+`,`+bNew+`]}`), first, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +119,8 @@ func TestParseReusesUnchangedKeys(t *testing.T) {
 }
 
 func TestLookupWithoutKid(t *testing.T) {
-	one, _ := Parse([]byte(`{"keys":[`+ecKeyJSON(t, "a")+`]}`), nil, 0)
-	two, _ := Parse([]byte(`{"keys":[`+ecKeyJSON(t, "a")+`,`+ecKeyJSON(t, "b")+`]}`), nil, 0)
+	one, _ := parse([]byte(`{"keys":[`+ecKeyJSON(t, "a")+`]}`), nil, 0)
+	two, _ := parse([]byte(`{"keys":[`+ecKeyJSON(t, "a")+`,`+ecKeyJSON(t, "b")+`]}`), nil, 0)
 	if _, ok := one.Lookup(""); !ok {
 		t.Error("Lookup(\"\") in a one-key set found nothing")
 	}

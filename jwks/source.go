@@ -8,6 +8,11 @@
 // [Source.Start], which never blocks, and stopped with [Source.Close].
 // [Source.Key] is the call on the path of each request: a lock-free
 // lookup in an immutable snapshot.
+//
+// Errors keep an outage apart from a forgery: [ErrUnknownKey] only when a
+// key set was fetched successfully and lacks the kid, [ErrUnavailable]
+// when the keys cannot be checked now (none held, too old, or the
+// provider did not answer the refetch a new kid called for).
 package jwks
 
 import (
@@ -19,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,12 +33,15 @@ import (
 
 // Defaults for the zero values of [Config].
 const (
-	DefaultRefreshInterval    = 5 * time.Minute
-	DefaultMinRefetchInterval = 10 * time.Second
-	DefaultMaxStale           = 24 * time.Hour
-	DefaultMaxResponseSize    = 1 << 20
-	DefaultMaxKeys            = 100
-	DefaultTimeout            = 10 * time.Second
+	DefaultRefreshInterval    = 5 * time.Minute  // Config.RefreshInterval
+	DefaultMinRefetchInterval = 10 * time.Second // Config.MinRefetchInterval
+	DefaultMaxStale           = 24 * time.Hour   // Config.MaxStale
+	DefaultMaxResponseSize    = 1 << 20          // Config.MaxResponseSize, in bytes
+	DefaultMaxKeys            = 100              // Config.MaxKeys
+	// DefaultTimeout bounds each request when Config.HTTPClient is nil or
+	// has a zero Timeout. A configured Timeout replaces it, longer or
+	// shorter.
+	DefaultTimeout = 10 * time.Second
 )
 
 // Config configures a [Source]. At least one of Issuer and URL is set.
@@ -49,8 +58,14 @@ type Config struct {
 	// than the public issuer (Keycloak behind an internal hostname).
 	URL string
 
-	// HTTPClient makes the requests. Nil means a client with a
-	// [DefaultTimeout] and the default transport's settings.
+	// HTTPClient makes the requests. Its Timeout bounds each discovery or
+	// key set request and is the only timeout the source applies; a zero
+	// Timeout means [DefaultTimeout], so that a provider that never
+	// answers cannot hold a fetch forever. Its CheckRedirect, if any, runs
+	// after the source's own check that every redirect target obeys the
+	// same scheme rule as URL (see InsecureAllowHTTP). Nil means a client
+	// with the default transport and [DefaultTimeout]. The source uses a
+	// copy and does not modify the client.
 	HTTPClient *http.Client
 
 	// RefreshInterval is how long a fetched key set is used before it is
@@ -59,8 +74,12 @@ type Config struct {
 	RefreshInterval time.Duration
 
 	// MinRefetchInterval is the least time between two fetches caused by
-	// tokens with an unknown kid. Between them an unknown kid fails at once
-	// with [ErrUnknownKey]. Zero means [DefaultMinRefetchInterval].
+	// tokens with an unknown kid. Between them an unknown kid fails at once:
+	// with [ErrUnknownKey] if the last fetch succeeded, with
+	// [ErrUnavailable] if it failed. Once the provider answers again, a
+	// new kid resolves within this interval, or within the client's
+	// Timeout if a hung fetch outlasts it. Zero means
+	// [DefaultMinRefetchInterval].
 	MinRefetchInterval time.Duration
 
 	// MaxStale is how long the last good key set keeps being used while
@@ -77,12 +96,16 @@ type Config struct {
 	MaxKeys int
 
 	// InsecureAllowHTTP allows plain http URLs for hosts other than
-	// loopback. Keys fetched over plain http can be replaced by anyone on
-	// the path; use it only inside a trusted network.
+	// loopback. Without it, Issuer, URL, the discovered jwks_uri and every
+	// redirect target must be https, or http to a loopback host. Keys
+	// fetched over plain http can be replaced by anyone on the path; use
+	// it only inside a trusted network.
 	InsecureAllowHTTP bool
 
-	// Logger receives refresh failures (Warn) and key changes (Info). Nil
-	// means no logging.
+	// Logger receives refresh failures (Warn), key changes (Info) and the
+	// expiry of a key set (Error). URLs are logged without userinfo and
+	// query. Nothing is logged once [Source.Close] has returned. Nil means
+	// no logging.
 	Logger *slog.Logger
 
 	// Now is the clock for key ages. Nil means time.Now.
@@ -91,17 +114,23 @@ type Config struct {
 
 // Errors returned by [Source.Key].
 var (
-	// ErrUnknownKey reports a kid that the key set does not hold, even
-	// after the refetch it allowed.
+	// ErrUnknownKey reports a kid that the key set does not hold: the
+	// refetch it caused succeeded without it, or the refetch was rate
+	// limited and the last fetch succeeded. The token is to be refused.
 	ErrUnknownKey = errors.New("jwks: unknown key id")
-	// ErrUnavailable reports that no usable key set is at hand: none was
-	// fetched yet, or the last good one is older than MaxStale. It is not
-	// the token's fault.
+	// ErrUnavailable reports that the key for a token cannot be checked
+	// now: no key set was fetched yet, the last good one is older than
+	// MaxStale, the source is closed, or the kid is not in the set and
+	// the refetch it called for failed, timed out, was given up by the
+	// caller's context, or was rate limited while the last fetch had
+	// failed. It is not the token's fault; retry later.
 	ErrUnavailable = errors.New("jwks: keys unavailable")
 )
 
 // FetchError reports a failed discovery or key set fetch.
 type FetchError struct {
+	// URL is the requested URL without userinfo, query and fragment,
+	// which may hold secrets.
 	URL string
 	// StatusCode is the HTTP status, or zero when no response arrived.
 	StatusCode int
@@ -122,7 +151,8 @@ type Status struct {
 	// Ready reports whether Key can answer: a key set is held and is not
 	// older than MaxStale.
 	Ready bool
-	// URL is the JWKS URL, once known.
+	// URL is the JWKS URL once known, without userinfo, query and
+	// fragment.
 	URL string
 	// KeyIDs are the kids of the usable keys.
 	KeyIDs []string
@@ -159,14 +189,15 @@ type Source struct {
 	set         atomic.Pointer[Set]
 	lastSuccess atomic.Int64 // unix nanoseconds; 0 before the first success
 
-	life     context.Context
+	life     context.Context // canceled by Close; every fetch runs under it
 	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	started  atomic.Bool
+	wg       sync.WaitGroup // every goroutine the source started; Add under mu
 	readyC   chan struct{}
 	readyOne sync.Once
 
 	mu          sync.Mutex // guards the fields below
+	started     bool
+	closed      bool
 	inflight    *flight
 	lastKidTry  time.Time
 	lastErr     error
@@ -220,10 +251,15 @@ func NewSource(cfg Config) (*Source, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{cfg: cfg, client: cfg.HTTPClient, readyC: make(chan struct{})}
-	if s.client == nil {
-		s.client = &http.Client{Timeout: DefaultTimeout}
+	s := &Source{cfg: cfg, readyC: make(chan struct{})}
+	s.client = &http.Client{}
+	if cfg.HTTPClient != nil {
+		*s.client = *cfg.HTTPClient
 	}
+	if s.client.Timeout == 0 {
+		s.client.Timeout = DefaultTimeout
+	}
+	s.client.CheckRedirect = checkRedirect(s.client.CheckRedirect, cfg.InsecureAllowHTTP)
 	if cfg.URL != "" {
 		u := cfg.URL
 		s.jwksURL.Store(&u)
@@ -232,14 +268,24 @@ func NewSource(cfg Config) (*Source, error) {
 	return s, nil
 }
 
-// checkURL requires https, except for loopback hosts or when insecure is set.
+// checkURL parses raw and checks it with checkScheme.
 func checkURL(raw string, insecure bool) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("jwks: bad URL %q: %w", raw, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message holds the raw URL, secrets included
+		}
+		return fmt.Errorf("jwks: bad URL: %w", err)
 	}
+	return checkScheme(u, insecure)
+}
+
+// checkScheme requires https, except for loopback hosts or when insecure
+// is set.
+func checkScheme(u *url.URL, insecure bool) error {
 	if u.Host == "" {
-		return fmt.Errorf("jwks: URL %q has no host", raw)
+		return fmt.Errorf("jwks: URL %q has no host", redact(u))
 	}
 	switch u.Scheme {
 	case "https":
@@ -248,9 +294,62 @@ func checkURL(raw string, insecure bool) error {
 		if insecure || isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("jwks: URL %q uses plain http; use https, or set InsecureAllowHTTP inside a trusted network", raw)
+		return fmt.Errorf("jwks: URL %q uses plain http; use https, or set InsecureAllowHTTP inside a trusted network", redact(u))
 	}
-	return fmt.Errorf("jwks: URL %q: scheme must be https", raw)
+	return fmt.Errorf("jwks: URL %q: scheme must be https", redact(u))
+}
+
+// maxRedirects is how many redirects a request follows when the
+// configured client has no CheckRedirect, as with net/http's default.
+const maxRedirects = 10
+
+// checkRedirect returns a CheckRedirect that holds each redirect target to
+// the scheme rule of the first URL, then defers to next, or to net/http's
+// default limit when next is nil.
+func checkRedirect(next func(*http.Request, []*http.Request) error, insecure bool) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if err := checkScheme(req.URL, insecure); err != nil {
+			return fmt.Errorf("redirect refused: %w", err)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+}
+
+// redact returns u without userinfo, query and fragment, fit for logs,
+// errors and status pages.
+func redact(u *url.URL) string {
+	r := *u
+	r.User = nil
+	r.RawQuery, r.ForceQuery = "", false
+	r.Fragment, r.RawFragment = "", ""
+	return r.String()
+}
+
+// redactString is redact for a URL held as text.
+func redactString(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return redact(u)
+}
+
+// maxKidLen caps how much of a kid, which comes from the token, an error
+// message quotes.
+const maxKidLen = 64
+
+// quoteKid quotes kid for an error message, cut to maxKidLen bytes.
+func quoteKid(kid string) string {
+	if len(kid) > maxKidLen {
+		return strconv.Quote(kid[:maxKidLen]) + "..."
+	}
+	return strconv.Quote(kid)
 }
 
 func isLoopback(host string) bool {
@@ -263,18 +362,29 @@ func isLoopback(host string) bool {
 
 // Start begins fetching keys in the background and returns at once, even
 // when the provider is down. Until the first fetch succeeds, [Source.Key]
-// fails with [ErrUnavailable]. Start may be called once.
+// fails with [ErrUnavailable]. Calls after the first, or after Close, do
+// nothing.
 func (s *Source) Start() {
-	if !s.started.CompareAndSwap(false, true) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
 		return
 	}
+	s.started = true
 	s.wg.Add(1)
 	go s.loop()
 }
 
-// Close stops the background refresh and waits for it to end. Keys stay
-// usable from the last snapshot.
+// Close stops the background refresh, cancels a fetch under way, and waits
+// for every goroutine the source started, including fetches started by
+// [Source.Key] and [Source.Refresh], to end; nothing is logged after it
+// returns. Keys stay usable from the last snapshot, but a kid it lacks
+// fails with [ErrUnavailable]. Close may be called more than once and
+// always returns nil.
 func (s *Source) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait()
 	return nil
@@ -285,13 +395,20 @@ func (s *Source) Ready() <-chan struct{} { return s.readyC }
 
 // Key returns the signature key with the given kid. A kid the current set
 // lacks triggers one refetch, shared by concurrent callers and allowed at
-// most once per MinRefetchInterval; a kid still unknown fails with
-// [ErrUnknownKey] at once. Key fails with [ErrUnavailable] while no usable
-// key set is held; it never waits for a scheduled refresh.
+// most once per MinRefetchInterval, and Key waits for it or for ctx. When
+// that refetch succeeds without the kid, or is rate limited after a
+// successful fetch, Key fails with [ErrUnknownKey]. When it fails, or is
+// rate limited while the last fetch failed, or ctx ends first, Key fails
+// with [ErrUnavailable], as it does while no usable key set is held. Key
+// never waits for a scheduled refresh. Error messages quote the kid cut to
+// 64 bytes.
 func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
 	set := s.set.Load()
 	if set == nil {
-		return nil, fmt.Errorf("%w: no key set fetched yet", ErrUnavailable)
+		if s.lastSuccess.Load() == 0 {
+			return nil, fmt.Errorf("%w: no key set fetched yet", ErrUnavailable)
+		}
+		return nil, fmt.Errorf("%w: key set expired: older than %v", ErrUnavailable, s.cfg.MaxStale)
 	}
 	if s.stale() {
 		return nil, fmt.Errorf("%w: last good key set is older than %v", ErrUnavailable, s.cfg.MaxStale)
@@ -299,30 +416,35 @@ func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
 	if k, ok := set.Lookup(kid); ok {
 		return k, nil
 	}
-	if !s.allowKidFetch() {
-		return nil, fmt.Errorf("%w %q (refetch rate limited)", ErrUnknownKey, kid)
+	switch s.allowKidFetch() {
+	case kidFetchLimited:
+		return nil, fmt.Errorf("%w %s (refetch rate limited)", ErrUnknownKey, quoteKid(kid))
+	case kidFetchLimitedFailing:
+		return nil, fmt.Errorf("%w: key %s not held, refetch rate limited and the last fetch failed", ErrUnavailable, quoteKid(kid))
 	}
 	if err := s.refresh(ctx); err != nil {
-		return nil, fmt.Errorf("%w %q (refetch failed: %w)", ErrUnknownKey, kid, err)
+		return nil, fmt.Errorf("%w: key %s not held and the refetch failed: %w", ErrUnavailable, quoteKid(kid), err)
 	}
 	if k, ok := s.set.Load().Lookup(kid); ok {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownKey, kid)
+	return nil, fmt.Errorf("%w %s", ErrUnknownKey, quoteKid(kid))
 }
 
 // Keys returns the current key set, or nil before the first success.
 func (s *Source) Keys() *Set { return s.set.Load() }
 
 // Refresh fetches the key set now, joining a fetch already under way, and
-// reports its result. It is not rate limited.
+// reports its result, or ctx's error if ctx ends first; the fetch goes on
+// for other callers. It is not rate limited. After Close it fails with
+// [ErrUnavailable].
 func (s *Source) Refresh(ctx context.Context) error { return s.refresh(ctx) }
 
 // Status returns a snapshot of the source's state.
 func (s *Source) Status() Status {
 	st := Status{Ready: s.set.Load() != nil && !s.stale()}
 	if u := s.jwksURL.Load(); u != nil {
-		st.URL = *u
+		st.URL = redactString(*u)
 	}
 	if set := s.set.Load(); set != nil {
 		for _, k := range set.keys {
@@ -345,30 +467,52 @@ func (s *Source) stale() bool {
 	return ns != 0 && s.cfg.Now().Sub(time.Unix(0, ns)) > s.cfg.MaxStale
 }
 
-func (s *Source) allowKidFetch() bool {
+// A kidFetch is the rate limiter's answer to an unknown kid.
+type kidFetch int
+
+const (
+	kidFetchAllowed        kidFetch = iota
+	kidFetchLimited                 // and the last fetch succeeded
+	kidFetchLimitedFailing          // and the last fetch failed
+)
+
+func (s *Source) allowKidFetch() kidFetch {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight != nil {
-		return true // joining a fetch under way costs the provider nothing
+		return kidFetchAllowed // joining a fetch under way costs the provider nothing
 	}
 	if !s.lastKidTry.IsZero() && now.Sub(s.lastKidTry) < s.cfg.MinRefetchInterval {
-		return false
+		if s.lastErr != nil {
+			return kidFetchLimitedFailing
+		}
+		return kidFetchLimited
 	}
 	s.lastKidTry = now
 	s.kidFetches++
-	return true
+	return kidFetchAllowed
 }
+
+// errClosed reports a fetch asked for after Close.
+var errClosed = fmt.Errorf("%w: source closed", ErrUnavailable)
 
 // refresh runs one fetch, or joins the one under way, and waits for it or
 // for ctx. The fetch itself is bound to the source's life, not to ctx, so
-// that a caller giving up does not fail the others.
+// that a caller giving up does not fail the others; the client's timeout
+// bounds it, so a hung provider holds the shared fetch no longer than
+// that.
 func (s *Source) refresh(ctx context.Context) error {
 	s.mu.Lock()
 	f := s.inflight
 	if f == nil {
+		if s.closed {
+			s.mu.Unlock()
+			return errClosed
+		}
 		f = &flight{done: make(chan struct{})}
 		s.inflight = f
+		s.wg.Add(1) // under mu, before Close can see closed and Wait
 		go s.run(f)
 	}
 	s.mu.Unlock()
@@ -380,8 +524,17 @@ func (s *Source) refresh(ctx context.Context) error {
 	}
 }
 
+// run carries out flight f. It alone installs or expires key sets while it
+// holds s.inflight, and it ends before Close returns.
 func (s *Source) run(f *flight) {
+	defer s.wg.Done()
 	err := s.fetch(s.life)
+	if err != nil {
+		if s.life.Err() == nil { // a fetch Close canceled is no failure to report
+			s.cfg.Logger.Warn("jwks refresh failed", "url", s.currentURL(), "error", err)
+		}
+		s.expire()
+	}
 	now := s.cfg.Now()
 	s.mu.Lock()
 	s.fetches++
@@ -395,33 +548,31 @@ func (s *Source) run(f *flight) {
 	}
 	s.inflight = nil
 	s.mu.Unlock()
-	if err != nil {
-		s.cfg.Logger.Warn("jwks refresh failed", "url", s.currentURL(), "error", err)
-		if s.stale() {
-			s.expire()
-		}
-	}
 	f.err = err
 	close(f.done)
 }
 
-// expire drops a key set older than MaxStale: its keys retire, so caches
-// keyed on them empty, and Key fails with ErrUnavailable until a fetch
-// succeeds again.
+// expire drops the key set if it is older than MaxStale: its keys retire,
+// so caches keyed on them empty, and Key fails with ErrUnavailable until a
+// fetch succeeds again. It drops only the set whose age it checked, never
+// one installed meanwhile.
 func (s *Source) expire() {
-	if old := s.set.Swap(nil); old != nil {
-		s.cfg.Logger.Error("jwks key set expired: older than MaxStale and no refresh succeeded", "max_stale", s.cfg.MaxStale)
-		for _, k := range old.keys {
-			k.retired.Store(true)
-		}
+	old := s.set.Load()
+	if old == nil || !s.stale() || !s.set.CompareAndSwap(old, nil) {
+		return
+	}
+	s.cfg.Logger.Error("jwks key set expired: older than MaxStale and no refresh succeeded", "max_stale", s.cfg.MaxStale)
+	for _, k := range old.keys {
+		k.retired.Store(true)
 	}
 }
 
+// currentURL is the JWKS URL, or the issuer before discovery, redacted.
 func (s *Source) currentURL() string {
 	if u := s.jwksURL.Load(); u != nil {
-		return *u
+		return redactString(*u)
 	}
-	return s.cfg.Issuer
+	return redactString(s.cfg.Issuer)
 }
 
 // loop refreshes on the TTL after each success, and with exponential

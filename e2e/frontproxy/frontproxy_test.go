@@ -7,11 +7,9 @@
 package frontproxy
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,11 +21,126 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/authz"
-	"github.com/keygate/keygate/cmd/keygate/internal/config"
-	"github.com/keygate/keygate/cmd/keygate/internal/server"
 	"github.com/keygate/keygate/keycloaktest"
 )
+
+// keygateBin is the keygate binary TestMain builds for the package's tests.
+// Set once, before any test runs.
+var keygateBin string
+
+// TestMain builds the keygate binary once: the tests run `keygate serve`
+// as its own process, the way the examples run it (and the way an
+// exhaustion test can read its memory from /proc). GO names the go command,
+// as in the Makefile.
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "keygate-frontproxy-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	gocmd := os.Getenv("GO")
+	if gocmd == "" {
+		gocmd = "go"
+	}
+	keygateBin = filepath.Join(dir, "keygate")
+	build := exec.Command(gocmd, "build", "-o", keygateBin, "./cmd/keygate")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "frontproxy: building keygate: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// issuer starts the test issuer with the users of every test here: alice
+// has the realm role user only, admin has user and admin.
+func issuer(t *testing.T) *keycloaktest.Server {
+	t.Helper()
+	return keycloaktest.New(t, keycloaktest.Config{
+		Realm:            "dev",
+		OmitDefaultRoles: true,
+		Clients:          []keycloaktest.Client{{ID: "demo-app", DirectAccessGrants: true, Audiences: []string{"demo-api"}}},
+		Users: []keycloaktest.User{
+			{Username: "alice", Password: "alice", RealmRoles: []string{"user"}},
+			{Username: "admin", Password: "admin", RealmRoles: []string{"user", "admin"}},
+		},
+	})
+}
+
+// keygateProc is a running `keygate serve`.
+type keygateProc struct {
+	addr  string // main listener, host:port
+	admin string // admin listener, host:port
+	pid   int
+	log   string // the file its standard output and error go to
+}
+
+// startKeygate writes a configuration file and runs `keygate serve` with
+// it: listen and admin.listen on free loopback ports, forward-auth on
+// /auth, the issuer's tokens for audience demo-api, and body (more
+// top-level YAML: upstream, rules, timeouts...). It returns once the key
+// set is held (/readyz answers 200). A configuration keygate rejects
+// fails the test with keygate's own message.
+func startKeygate(t *testing.T, idp *keycloaktest.Server, body string) *keygateProc {
+	t.Helper()
+	return startKeygateWith(t, idp, body, nil)
+}
+
+// startKeygateWith is startKeygate with a wrapper: the command line is
+// wrap(binary, args) when wrap is not nil (to run keygate under a shell
+// that lowers its limits, say).
+func startKeygateWith(t *testing.T, idp *keycloaktest.Server, body string, wrap func(bin string, args []string) *exec.Cmd) *keygateProc {
+	t.Helper()
+	k := &keygateProc{addr: freeAddr(t), admin: freeAddr(t)}
+	conf := fmt.Sprintf(`listen: %s
+admin:
+  listen: %s
+forward_auth:
+  path: /auth
+issuer: %s
+audiences: [demo-api]
+realm: keygate
+log:
+  level: warn
+%s`, k.addr, k.admin, idp.Issuer(), body)
+	if !strings.Contains(body, "timeouts:") {
+		conf += "timeouts:\n  shutdown: 5s\n"
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keygate.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"serve", "--config", path}
+	var cmd *exec.Cmd
+	if wrap != nil {
+		cmd = wrap(keygateBin, args)
+	} else {
+		cmd = exec.Command(keygateBin, args...)
+	}
+	k.log = run(t, cmd, k.addr)
+	k.pid = cmd.Process.Pid
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + k.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return k
+			}
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(k.log)
+			t.Fatalf("keygate has no keys after 20s:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // stack is keygate in forward-auth mode with its issuer, and an upstream
 // that echoes the headers it receives.
@@ -39,52 +152,20 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	idp := keycloaktest.New(t, keycloaktest.Config{
-		Realm:            "dev",
-		OmitDefaultRoles: true,
-		Clients:          []keycloaktest.Client{{ID: "demo-app", DirectAccessGrants: true, Audiences: []string{"demo-api"}}},
-		Users: []keycloaktest.User{
-			{Username: "alice", Password: "alice", RealmRoles: []string{"user"}},
-			{Username: "admin", Password: "admin", RealmRoles: []string{"user", "admin"}},
-		},
-	})
+	idp := issuer(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
 	}))
 	t.Cleanup(up.Close)
-
-	cfg := config.Config{
-		Listen:      "127.0.0.1:0",
-		ForwardAuth: &config.ForwardAuth{Path: "/auth"},
-		Issuer:      idp.Issuer(),
-		Audiences:   []string{"demo-api"},
-		Realm:       "keygate",
-		Rules: &authz.Rules{Rules: []authz.Rule{
-			{Path: "/public/**", Require: authz.PermitAll()},
-			{Path: "/api/**", Require: authz.Role("user")},
-			{Path: "/admin/**", Require: authz.Role("admin")},
-		}},
-		Timeouts: config.Timeouts{Shutdown: 5 * time.Second},
-	}
-	s, err := server.New(cfg.WithDefaults(), server.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	select {
-	case <-s.KeysReady():
-	case <-time.After(10 * time.Second):
-		t.Fatal("keygate has no keys")
-	}
-	return &stack{idp: idp, keygate: s.Addr().String(), upstream: strings.TrimPrefix(up.URL, "http://")}
+	k := startKeygate(t, idp, `rules:
+  default: deny
+  rules:
+    - {path: /public/**, require: permit_all}
+    - {path: /api/**, require: {role: user}}
+    - {path: /admin/**, require: {role: admin}}
+`)
+	return &stack{idp: idp, keygate: k.addr, upstream: strings.TrimPrefix(up.URL, "http://")}
 }
 
 func (s *stack) token(t *testing.T, user string) string {
@@ -118,8 +199,9 @@ func need(t *testing.T, name string) string {
 }
 
 // run starts cmd in its own process group, stops the group at cleanup,
-// and waits until addr answers.
-func run(t *testing.T, cmd *exec.Cmd, addr string) {
+// and waits until addr answers. It returns the name of the file that
+// holds the command's standard output and error.
+func run(t *testing.T, cmd *exec.Cmd, addr string) string {
 	t.Helper()
 	out, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
 	if err != nil {
@@ -152,7 +234,7 @@ func run(t *testing.T, cmd *exec.Cmd, addr string) {
 		}
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return
+			return out.Name()
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(out.Name())
@@ -195,16 +277,18 @@ func render(t *testing.T, example string, vars map[string]string, placeholder fu
 	return s
 }
 
-func TestNGINX(t *testing.T) {
+// startNGINX runs NGINX with examples/nginx/nginx.conf in front of
+// upstream, asking keygate, and returns where it listens.
+func startNGINX(t *testing.T, keygate, upstream string) string {
+	t.Helper()
 	bin := need(t, "nginx")
-	st := newStack(t)
 	listen := freeAddr(t)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	conf := render(t, "nginx/nginx.conf",
-		map[string]string{"NGINX_LISTEN": listen, "KEYGATE_ADDR": st.keygate, "UPSTREAM_ADDR": st.upstream},
+		map[string]string{"NGINX_LISTEN": listen, "KEYGATE_ADDR": keygate, "UPSTREAM_ADDR": upstream},
 		func(k string) string { return "${" + k + "}" })
 	if strings.Contains(conf, "${NGINX_") || strings.Contains(conf, "${KEYGATE_") || strings.Contains(conf, "${UPSTREAM_") {
 		t.Fatal("a placeholder of examples/nginx/nginx.conf was not filled")
@@ -214,22 +298,36 @@ func TestNGINX(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, exec.Command(bin, "-p", dir, "-c", path, "-e", "stderr"), listen)
-	walkthrough(t, st, "http://"+listen)
+	return listen
 }
 
-func TestCaddy(t *testing.T) {
+// startCaddy runs Caddy with examples/caddy/Caddyfile in front of
+// upstream, asking keygate, and returns where it listens.
+func startCaddy(t *testing.T, keygate, upstream string) string {
+	t.Helper()
 	bin := need(t, "caddy")
-	st := newStack(t)
 	listen := freeAddr(t)
 	dir := t.TempDir()
 	// Caddy reads {$VAR} placeholders from its environment; its home and
 	// data directories go to the test's temp dir.
 	cmd := exec.Command(bin, "run", "--config", filepath.Join("..", "..", "examples", "caddy", "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(),
-		"CADDY_LISTEN="+listen, "KEYGATE_ADDR="+st.keygate, "UPSTREAM_ADDR="+st.upstream,
+		"CADDY_LISTEN="+listen, "KEYGATE_ADDR="+keygate, "UPSTREAM_ADDR="+upstream,
 		"HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	run(t, cmd, listen)
-	walkthrough(t, st, "http://"+listen)
+	return listen
+}
+
+func TestNGINX(t *testing.T) {
+	need(t, "nginx")
+	st := newStack(t)
+	walkthrough(t, st, "http://"+startNGINX(t, st.keygate, st.upstream))
+}
+
+func TestCaddy(t *testing.T) {
+	need(t, "caddy")
+	st := newStack(t)
+	walkthrough(t, st, "http://"+startCaddy(t, st.keygate, st.upstream))
 }
 
 // walkthrough sends the issue's requests through a front proxy and checks

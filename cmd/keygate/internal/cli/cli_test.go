@@ -86,6 +86,7 @@ func TestCommands(t *testing.T) {
 	tok := iss.MustMint(t, keycloaktest.Token{Client: "app", User: "alice"})
 	good := writeFile(t, "good.yaml", "upstream: http://127.0.0.1:3000\nissuer: ${ISSUER}\naudiences: [api]\n")
 	bad := writeFile(t, "bad.yaml", "upstream: http://127.0.0.1:3000\nissuer: https://sso/realms/r\naudiences: []\nkeys:\n  max_stal: 1h\n")
+	risky := writeFile(t, "risky.yaml", "upstream: http://127.0.0.1:3000\nissuer: ${ISSUER}\naudiences: [api]\nlisten: 0.0.0.0:8080\n")
 	invalid := writeFile(t, "invalid.yaml", "upstream: http://127.0.0.1:3000\nissuer: https://sso/realms/r\naudiences: []\nlog: {level: loud}\n")
 	vars := map[string]string{"ISSUER": iss.Issuer()}
 
@@ -109,6 +110,7 @@ func TestCommands(t *testing.T) {
 		{name: "unknown flag", args: []string{"serve", "--nope"}, code: 2, stderr: []string{"flag provided but not defined: -nope", "usage: keygate serve"}},
 		{name: "version", args: []string{"version"}, stdout: []string{"keygate ", "go1."}},
 		{name: "config check ok", args: []string{"config", "check", good}, stdout: []string{"good.yaml: OK: proxies 127.0.0.1:8080 to http://127.0.0.1:3000; issuer " + iss.Issuer()}},
+		{name: "config check warning", args: []string{"config", "check", risky}, stdout: []string{"risky.yaml: OK"}, stderr: []string{`risky.yaml:4: warning: listen "0.0.0.0:8080" accepts plain HTTP on every interface`}},
 		{name: "config check unknown key", args: []string{"config", "check", bad}, code: 1, stderr: []string{`bad.yaml:5: unknown key "max_stal" under keys; did you mean "max_stale"?`}},
 		{name: "config check invalid", args: []string{"config", "check", invalid}, code: 1, stderr: []string{
 			"invalid.yaml:3: audiences is empty; list the aud values this service accepts, or set insecure_skip_audience_check: true to accept any",

@@ -57,9 +57,11 @@ standard error. See docs/config.md and examples/keygate.yaml.`,
 			Name:  "config check",
 			Usage: "config check FILE",
 			Short: "Check a configuration file and print its problems by line",
-			Long:  `Exits 0 when FILE is valid, 1 otherwise. Environment variables are substituted as serve would.`,
-			Args:  exactlyOne("FILE"),
-			Run:   runConfigCheck,
+			Long: `Exits 0 when FILE is valid, 1 otherwise. Environment variables are substituted as serve would.
+Risky settings that are valid (a plain-HTTP listener on every interface, tiny key refetch
+intervals, a long leeway...) are printed as FILE:LINE: warning: ... and do not change the exit status.`,
+			Args: exactlyOne("FILE"),
+			Run:  runConfigCheck,
 		},
 		{
 			Name:  "dev",
@@ -203,6 +205,9 @@ func runServe(ctx context.Context, in *Invocation) error {
 		return err
 	}
 	log := newLogger(in.Stderr, f.Config.Log.Level)
+	for _, w := range f.Warnings() {
+		log.Warn("risky configuration", "file", w.File, "line", w.Line, "warning", w.Msg)
+	}
 	srv, err := server.New(f.Config, server.Options{Logger: log})
 	if err != nil {
 		return err
@@ -226,6 +231,11 @@ func runConfigCheck(ctx context.Context, in *Invocation) error {
 	if _, err := server.New(f.Config, server.Options{}); err != nil {
 		fmt.Fprintf(in.Stderr, "%s: %v\n", name, err)
 		return reported{err}
+	}
+	// Warnings do not fail the check: the settings are valid, and
+	// serve runs with them.
+	for _, w := range f.Warnings() {
+		fmt.Fprintln(in.Stderr, w)
 	}
 	c := f.Config.WithDefaults()
 	var what []string

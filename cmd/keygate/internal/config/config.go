@@ -18,9 +18,17 @@ const (
 	DefaultRealm             = "keygate"
 	DefaultForwardAuthPath   = "/auth"
 	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultDialTimeout       = 10 * time.Second
+
+	// DefaultMaxConnections is the default of [Limits.MaxConnections].
+	DefaultMaxConnections = 4096
+
+	// MaxHeaderNameLength is the longest header name an identity header
+	// or a strip_headers entry may have, in bytes.
+	MaxHeaderNameLength = 128
 )
 
 // Default names of the identity headers, see [IdentityHeaders].
@@ -96,8 +104,19 @@ type Config struct {
 	// [DefaultRealm].
 	Realm string `yaml:"realm"`
 
+	// StripHeaders are removed from every proxied request, whatever
+	// their case and whether they are written with '-' or '_', like the
+	// identity headers; forward-auth refuses requests that carry one.
+	// They are headers that other stacks trust for routing or identity.
+	// Nil means [DefaultStripHeaders]; a list replaces the default, and an
+	// empty list strips the identity headers only.
+	StripHeaders []string `yaml:"strip_headers"`
+
 	// Timeouts of the listeners and of the upstream connection.
 	Timeouts Timeouts `yaml:"timeouts"`
+
+	// Limits bound what each listener takes on.
+	Limits Limits `yaml:"limits"`
 
 	// Admin, when set, serves /healthz, /readyz and /metrics on its own
 	// listener.
@@ -144,8 +163,8 @@ type Verify struct {
 // IdentityHeaders name the headers that describe a verified caller. Zero
 // means the default name (X-Auth-Subject and so on); [Off] ("-") turns a
 // header off. Whatever the names, keygate removes every incoming header
-// with one of the configured or default names before it forwards a
-// request.
+// with one of the configured or default names, compared as
+// [NormalizeHeaderName] does, before it forwards a request.
 type IdentityHeaders struct {
 	// Subject carries sub.
 	Subject string `yaml:"subject"`
@@ -163,13 +182,17 @@ type IdentityHeaders struct {
 }
 
 // Timeouts of the listeners and the upstream. Zero means the default
-// named on each; write and read timeouts stay off by default so that
-// streams and uploads of any length pass.
+// named on each. The write timeout stays off by default so that streams
+// of any length pass; the read timeout bounds request bodies.
 type Timeouts struct {
 	// ReadHeader bounds reading a request's headers. Zero means
 	// [DefaultReadHeaderTimeout].
 	ReadHeader time.Duration `yaml:"read_header"`
-	// Read bounds reading a whole request. Zero means none.
+	// Read bounds reading a whole request, headers and body, so that a
+	// client sending its body slowly cannot hold a connection (and an
+	// upstream connection) forever. Zero means [DefaultReadTimeout]; a
+	// negative value means none, for uploads of any length. It does not
+	// apply to upgraded (WebSocket) connections.
 	Read time.Duration `yaml:"read"`
 	// Write bounds writing a response. Zero means none (streaming).
 	Write time.Duration `yaml:"write"`
@@ -184,6 +207,16 @@ type Timeouts struct {
 	// UpstreamResponseHeader bounds the wait for the upstream's response
 	// headers. Zero means none.
 	UpstreamResponseHeader time.Duration `yaml:"upstream_response_header"`
+}
+
+// Limits bound the resources a listener takes on.
+type Limits struct {
+	// MaxConnections bounds the connections each listener (main and
+	// admin) holds open at once, idle keep-alive connections included.
+	// Beyond it, new connections wait in the kernel's accept queue until
+	// one closes. Zero means [DefaultMaxConnections]; a negative value
+	// means no limit.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Admin configures the admin listener.
@@ -219,6 +252,9 @@ func (c Config) WithDefaults() Config {
 	if t.ReadHeader == 0 {
 		t.ReadHeader = DefaultReadHeaderTimeout
 	}
+	if t.Read == 0 {
+		t.Read = DefaultReadTimeout
+	}
 	if t.Idle == 0 {
 		t.Idle = DefaultIdleTimeout
 	}
@@ -227,6 +263,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if t.UpstreamDial == 0 {
 		t.UpstreamDial = DefaultDialTimeout
+	}
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = DefaultMaxConnections
+	}
+	if c.StripHeaders == nil {
+		c.StripHeaders = DefaultStripHeaders()
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -261,4 +303,36 @@ func (h IdentityHeaders) named() []struct{ Key, Name string } {
 func DefaultIdentityHeaderNames() []string {
 	return []string{DefaultSubjectHeader, DefaultUsernameHeader, DefaultEmailHeader,
 		DefaultRolesHeader, DefaultClientHeader, DefaultScopesHeader}
+}
+
+// DefaultStripHeaders returns the default of [Config.StripHeaders]:
+// headers that other proxies, frameworks and servers read as the original
+// URL or method, or as the authenticated user.
+func DefaultStripHeaders() []string {
+	return []string{
+		"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Original-Method",
+		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+		"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username",
+		"X-Forwarded-Groups", "X-Forwarded-Access-Token",
+		"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username",
+		"X-Auth-Request-Groups", "X-Auth-Request-Access-Token",
+		"Remote-User", "X-Remote-User", "X-Forwarded-Prefix",
+	}
+}
+
+// NormalizeHeaderName returns the name under which keygate compares
+// header names: ASCII lower case with every '_' replaced by '-', so that
+// X_Auth_User, x-auth-user and X-Auth-User are one name, as they are to
+// CGI and WSGI servers.
+func NormalizeHeaderName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case c == '_':
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }

@@ -183,6 +183,16 @@ func TestValidate(t *testing.T) {
 		{name: "duplicate header", yaml: valid + "identity_headers:\n  email: x-auth-subject\n", err: "f.yaml:5: identity_headers.email \"x-auth-subject\" is also the name of identity_headers.subject"},
 		{name: "header off", yaml: valid + "identity_headers:\n  email: \"-\"\n"},
 		{name: "role_clients empty string", yaml: valid + "verify: {role_clients: [\"\"]}\n", err: "f.yaml:4: verify.role_clients holds an empty string"},
+		{name: "header names equal after folding", yaml: valid + "identity_headers:\n  email: X_Auth_Subject\n", err: "f.yaml:5: identity_headers.email \"X_Auth_Subject\" is also the name of identity_headers.subject"},
+		{name: "header name too long", yaml: valid + "identity_headers:\n  email: X-" + strings.Repeat("a", 127) + "\n", err: "f.yaml:5: identity_headers.email is 129 bytes long"},
+		{name: "strip list", yaml: valid + "strip_headers: [X-Original-URL, X_Custom]\n"},
+		{name: "empty strip list", yaml: valid + "strip_headers: []\n"},
+		{name: "strip list bad name", yaml: valid + "strip_headers: [\"X Bad\"]\n", err: "f.yaml:4: strip_headers: \"X Bad\" is not a valid header name"},
+		{name: "strip list needed header", yaml: valid + "strip_headers: [X-Original-URL, authorization]\n", err: "f.yaml:4: strip_headers: \"authorization\" cannot be stripped"},
+		{name: "strip list forwarding header", yaml: valid + "strip_headers: [X_Forwarded_For]\n", err: "f.yaml:4: strip_headers: \"X_Forwarded_For\" cannot be stripped"},
+		{name: "no read timeout", yaml: valid + "timeouts: {read: -1s}\n"},
+		{name: "negative idle timeout", yaml: valid + "timeouts: {idle: -1s}\n", err: "f.yaml:4: timeouts.idle is negative"},
+		{name: "no connection limit", yaml: valid + "limits: {max_connections: -1}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,8 +231,74 @@ func TestWithDefaults(t *testing.T) {
 	c := config.Config{ForwardAuth: &config.ForwardAuth{}, IdentityHeaders: config.IdentityHeaders{Email: config.Off, Username: "X-User"}}.WithDefaults()
 	if c.Listen != config.DefaultListen || c.Realm != "keygate" || c.ForwardAuth.Path != "/auth" ||
 		c.Timeouts.ReadHeader != config.DefaultReadHeaderTimeout || c.Timeouts.Write != 0 ||
+		c.Timeouts.Read != 60*time.Second || c.Timeouts.Idle != 60*time.Second || c.Limits.MaxConnections != 4096 ||
+		len(c.StripHeaders) != len(config.DefaultStripHeaders()) ||
 		c.IdentityHeaders.Subject != "X-Auth-Subject" || c.IdentityHeaders.Email != config.Off || c.IdentityHeaders.Username != "X-User" {
 		t.Errorf("WithDefaults = %+v", c)
+	}
+	// Off switches survive a second WithDefaults (callers may apply it
+	// before server.New does again).
+	off := config.Config{StripHeaders: []string{}, Timeouts: config.Timeouts{Read: -1}, Limits: config.Limits{MaxConnections: -1}}
+	c = off.WithDefaults().WithDefaults()
+	if c.StripHeaders == nil || len(c.StripHeaders) != 0 || c.Timeouts.Read != -1 || c.Limits.MaxConnections != -1 {
+		t.Errorf("WithDefaults twice = strip %q, read %v, max_connections %d; want the off values kept", c.StripHeaders, c.Timeouts.Read, c.Limits.MaxConnections)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, []byte("x"), 0o600)
+	os.WriteFile(key, []byte("x"), 0o600)
+	tls := "tls: {cert_file: " + cert + ", key_file: " + key + "}\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each a whole warning line; none means no warning
+	}{
+		{name: "minimal", yaml: valid},
+		{name: "loopback", yaml: valid + "listen: 127.0.0.1:8080\nadmin: {listen: \"[::1]:9090\"}\n"},
+		{name: "every interface", yaml: valid + "listen: :8080\n", want: []string{`f.yaml:4: warning: listen ":8080" accepts plain HTTP on every interface`}},
+		{name: "0.0.0.0", yaml: valid + "listen: 0.0.0.0:8080\n", want: []string{`f.yaml:4: warning: listen "0.0.0.0:8080" accepts plain HTTP`}},
+		{name: "::", yaml: valid + "listen: \"[::]:8080\"\n", want: []string{`f.yaml:4: warning: listen "[::]:8080" accepts plain HTTP`}},
+		{name: "every interface with TLS", yaml: valid + "listen: :8443\n" + tls},
+		{name: "admin everywhere", yaml: valid + "admin:\n  listen: 0.0.0.0:9090\n", want: []string{`f.yaml:5: warning: admin.listen "0.0.0.0:9090" serves /metrics and /readyz on every interface; bind it to 127.0.0.1`}},
+		{name: "refresh 1ms", yaml: valid + "keys:\n  refresh_interval: 1ms\n  min_refetch_interval: 1ms\n", want: []string{
+			"f.yaml:5: warning: keys.refresh_interval 1ms refetches the key set more than once a minute",
+			"f.yaml:6: warning: keys.min_refetch_interval 1ms lets tokens with unknown kids make keygate fetch keys more than once a second"}},
+		{name: "sane intervals", yaml: valid + "keys: {refresh_interval: 1m, min_refetch_interval: 1s}\n"},
+		{name: "a year of leeway", yaml: valid + "verify:\n  leeway: 8760h\n", want: []string{"f.yaml:5: warning: verify.leeway 8760h0m0s accepts tokens that long after they expire"}},
+		{name: "100 MB tokens", yaml: valid + "verify: {max_token_size: 100000000}\n", want: []string{"f.yaml:4: warning: verify.max_token_size 100000000 is over 64 KiB"}},
+		{name: "64 KiB tokens", yaml: valid + "verify: {max_token_size: 65536}\n"},
+		{name: "strip list missing defaults", yaml: valid + "strip_headers: [X-Original-URL, X-Rewrite-URL]\n", want: []string{"f.yaml:4: warning: strip_headers replaces the default list and leaves out X-Original-URI, X-Original-Method,"}},
+		{name: "strip list with every default", yaml: valid + "strip_headers: [" + strings.Join(config.DefaultStripHeaders(), ", ") + ", X-Custom]\n"},
+		{name: "no connection limit", yaml: valid + "limits:\n  max_connections: -1\n", want: []string{"f.yaml:5: warning: limits.max_connections -1 turns the connection limit off"}},
+		{name: "connection limit 0", yaml: valid + "limits:\n  max_connections: 0\n", want: []string{"f.yaml:5: warning: limits.max_connections 0 means the default of 4096, not unlimited"}},
+		{name: "huge connection limit", yaml: valid + "limits:\n  max_connections: 1000000\n", want: []string{"f.yaml:5: warning: limits.max_connections 1000000 is above 65536"}},
+		{name: "no read timeout", yaml: valid + "timeouts:\n  read: -1s\n", want: []string{"f.yaml:5: warning: timeouts.read -1s turns the body read timeout off"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := config.Load("f.yaml", []byte(tt.yaml), env(nil))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if err := f.Validate(); err != nil {
+				t.Fatalf("Validate = %v; a warning is not an error", err)
+			}
+			ws := f.Warnings()
+			if len(ws) != len(tt.want) {
+				t.Fatalf("Warnings = %q; want %d", ws, len(tt.want))
+			}
+			for i, w := range ws {
+				if !w.Warning || !strings.HasPrefix(w.Error(), tt.want[i]) {
+					t.Errorf("warning %d = %q; want it to start with %q", i, w, tt.want[i])
+				}
+				if !strings.Contains(w.Msg, "; ") {
+					t.Errorf("warning %q does not say what to do", w.Msg)
+				}
+			}
+		})
 	}
 }
 
@@ -234,5 +310,8 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if err := f.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if ws := f.Warnings(); len(ws) > 0 {
+		t.Errorf("the example has warnings:\n%v", ws)
 	}
 }

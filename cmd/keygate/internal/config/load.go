@@ -26,13 +26,20 @@ type Error struct {
 	Line int
 	// Msg says what is wrong and, when it can, what to write instead.
 	Msg string
+	// Warning marks a setting that is valid but risky (see
+	// [File.Warnings]); its text then reads "FILE:LINE: warning: MSG".
+	Warning bool
 }
 
 func (e *Error) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	msg := e.Msg
+	if e.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, msg)
 }
 
 // Errors are the problems found in one file, by line. Load and

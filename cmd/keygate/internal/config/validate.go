@@ -73,7 +73,6 @@ func (f *File) Validate() error {
 		{"keys.max_stale", c.Keys.MaxStale},
 		{"keys.timeout", c.Keys.Timeout},
 		{"timeouts.read_header", c.Timeouts.ReadHeader},
-		{"timeouts.read", c.Timeouts.Read},
 		{"timeouts.write", c.Timeouts.Write},
 		{"timeouts.idle", c.Timeouts.Idle},
 		{"timeouts.shutdown", c.Timeouts.Shutdown},
@@ -94,6 +93,7 @@ func (f *File) Validate() error {
 	}
 
 	v.headers(c.IdentityHeaders.withDefaults())
+	v.stripHeaders(c.StripHeaders)
 
 	if t := c.TLS; t != nil {
 		switch {
@@ -208,15 +208,44 @@ func (v *validator) headers(h IdentityHeaders) {
 		}
 		key := "identity_headers." + n.Key
 		canon := http.CanonicalHeaderKey(n.Name)
+		norm := NormalizeHeaderName(n.Name)
 		switch {
 		case !validHeaderName(n.Name):
 			v.add(key, "%s %q is not a valid header name; use letters, digits and -, such as X-Auth-User", key, n.Name)
+		case len(n.Name) > MaxHeaderNameLength:
+			v.add(key, "%s is %d bytes long; use a name of at most %d bytes", key, len(n.Name), MaxHeaderNameLength)
 		case reservedHeader(canon):
 			v.add(key, "%s %q is a header HTTP or the proxy owns; choose another name, such as X-Auth-%s", key, n.Name, strings.ToUpper(n.Key[:1])+n.Key[1:])
-		case seen[canon] != "":
-			v.add(key, "%s %q is also the name of identity_headers.%s; give each a name of its own", key, n.Name, seen[canon])
+		case seen[norm] != "":
+			v.add(key, "%s %q is also the name of identity_headers.%s (names compare ignoring case, and _ equals -); give each a name of its own", key, n.Name, seen[norm])
 		}
-		seen[canon] = n.Key
+		seen[norm] = n.Key
+	}
+}
+
+// unstrippable reports whether the normalized header name may not be in
+// strip_headers: HTTP, the token or keygate's proxy need it, and
+// forward-auth would refuse every request carrying it.
+func unstrippable(norm string) bool {
+	switch norm {
+	case "authorization", "connection", "content-length", "content-type", "cookie",
+		"host", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer",
+		"transfer-encoding", "upgrade", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto":
+		return true
+	}
+	return false
+}
+
+func (v *validator) stripHeaders(names []string) {
+	for _, n := range names {
+		switch {
+		case !validHeaderName(n):
+			v.add("strip_headers", "strip_headers: %q is not a valid header name; use letters, digits and -, such as X-Original-URL", n)
+		case len(n) > MaxHeaderNameLength:
+			v.add("strip_headers", "strip_headers: a name is %d bytes long; names are at most %d bytes", len(n), MaxHeaderNameLength)
+		case unstrippable(NormalizeHeaderName(n)):
+			v.add("strip_headers", "strip_headers: %q cannot be stripped: HTTP or keygate itself needs it (keygate already replaces X-Forwarded-For, -Host and -Proto); remove it", n)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -50,12 +51,13 @@ func (s *Server) record(r *http.Request, method, path string, e *httpauth.Error,
 	s.metrics.Decision(metrics.Outcome(e.Status), e.Description, d)
 	// One line per refused request: never the token, and e.Err only,
 	// which names the failed check.
-	attrs := []any{"status", e.Status, "reason", e.Description, "method", method, "path", path}
+	// Every value the client chose is clipped.
+	attrs := []any{"status", e.Status, "reason", e.Description, "method", clip(method), "path", clip(path)}
 	if e.Principal != nil {
-		attrs = append(attrs, "sub", e.Principal.Subject)
+		attrs = append(attrs, "sub", clip(e.Principal.Subject))
 	}
 	if e.Err != nil {
-		attrs = append(attrs, "error", e.Err.Error())
+		attrs = append(attrs, "error", clip(e.Err.Error()))
 	}
 	if r.URL.Path == s.faPath && s.faPath != "" {
 		attrs = append(attrs, "forward_auth", true)
@@ -102,12 +104,14 @@ func (s *Server) newProxy(upstream *url.URL, transport http.RoundTripper) *httpu
 	forwardToken := s.cfg.ForwardToken
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			// Strip before set: whatever the client sent under an
+			// identity, strip-list or forwarding header name, in any
+			// case and with '_' for '-', never reaches the upstream, on
+			// public routes too. X-Forwarded-* are set after the strip.
+			s.strip.strip(pr.Out.Header)
+			s.strip.strip(pr.Out.Trailer)
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
-			// Strip before set: whatever the client sent under an
-			// identity header name never reaches the upstream, on public
-			// routes too.
-			s.headers.strip(pr.Out.Header)
 			if !forwardToken {
 				pr.Out.Header.Del("Authorization")
 			}
@@ -121,12 +125,12 @@ func (s *Server) newProxy(upstream *url.URL, transport http.RoundTripper) *httpu
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				// The client went away; nobody reads the answer.
-				s.log.Debug("client gone before the upstream answered", "method", r.Method, "path", r.URL.Path)
+				s.log.Debug("client gone before the upstream answered", "method", clip(r.Method), "path", clip(r.URL.Path))
 				w.WriteHeader(http.StatusBadGateway)
 				return
 			}
 			s.metrics.UpstreamError()
-			s.log.Error("upstream error", "method", r.Method, "path", r.URL.Path, "upstream", upstream.Host, "error", err.Error())
+			s.log.Error("upstream error", "method", clip(r.Method), "path", clip(r.URL.Path), "upstream", upstream.Host, "error", clip(err.Error()))
 			writeJSON(w, http.StatusBadGateway, errorBody{"bad_gateway", "the upstream did not answer"})
 		},
 	}
@@ -151,8 +155,21 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 // otherwise. The original method and URI come from X-Forwarded-Method
 // and X-Forwarded-Uri (Traefik, Caddy) or X-Original-Method and
 // X-Original-URI (NGINX).
+//
+// A subrequest carrying a header that keygate sets or strips, in any
+// spelling, is refused with 400: the front proxy passed a client's
+// header that its own rules missed (X_Auth_Username, which NGINX drops
+// but Caddy passes), and the upstream may read it as keygate's. The
+// forward-auth inputs are accepted in their canonical spelling only.
 func (s *Server) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if name := s.strip.spoofed(r.Header); name != "" {
+		e := badRequest(spoofedHeader)
+		e.Err = fmt.Errorf("server: forward-auth request carries the header %s", name)
+		s.record(r, r.Method, s.faPath, e, 0)
+		s.refuse(w, r, e)
+		return
+	}
 	method, rawURI, e := originalRequest(r.Header)
 	var u *url.URL
 	if e == nil {
@@ -223,10 +240,9 @@ func badRequest(desc string) *httpauth.Error {
 	return &httpauth.Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: desc}
 }
 
-// identity sets and strips the identity headers.
+// identity sets the identity headers.
 type identity struct {
 	subject, username, email, roles, client, scopes string // "" when off
-	all                                             []string
 }
 
 func newIdentity(h config.IdentityHeaders) identity {
@@ -236,29 +252,15 @@ func newIdentity(h config.IdentityHeaders) identity {
 		}
 		return http.CanonicalHeaderKey(name)
 	}
-	id := identity{
+	return identity{
 		subject: on(h.Subject), username: on(h.Username), email: on(h.Email),
 		roles: on(h.Roles), client: on(h.Client), scopes: on(h.Scopes),
 	}
-	seen := make(map[string]bool)
-	for _, n := range append([]string{id.subject, id.username, id.email, id.roles, id.client, id.scopes}, config.DefaultIdentityHeaderNames()...) {
-		if n != "" && !seen[http.CanonicalHeaderKey(n)] {
-			seen[http.CanonicalHeaderKey(n)] = true
-			id.all = append(id.all, http.CanonicalHeaderKey(n))
-		}
-	}
-	return id
 }
 
-// StrippedHeaders returns every header name stripped from incoming requests: the
-// configured identity headers and the default names, canonicalized.
-func (s *Server) StrippedHeaders() []string { return append([]string(nil), s.headers.all...) }
-
-// strip removes every identity header, configured or default name.
-func (id identity) strip(h http.Header) {
-	for _, n := range id.all {
-		delete(h, n)
-	}
+// names returns the names of the headers that are on.
+func (id identity) names() []string {
+	return []string{id.subject, id.username, id.email, id.roles, id.client, id.scopes}
 }
 
 // set writes p's identity headers to h. Empty values are not written.

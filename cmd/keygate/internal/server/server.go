@@ -6,6 +6,14 @@
 // provisions the server from it (no network I/O), [Server.Start] listens
 // and fetches keys, and [Server.Shutdown] drains in-flight requests.
 // [Server.Run] does the last two around a context.
+//
+// Header names are compared normalized (lower case, '_' as '-'): the
+// proxy removes every incoming identity, strip-list and forward-auth
+// input header in any spelling before it sets its own, and forward-auth
+// refuses a subrequest that carries one (400). Each listener holds at
+// most limits.max_connections connections, and every value a client
+// chose is cut to 256 bytes before it is logged. docs/config.md has the
+// whole policy.
 package server
 
 import (
@@ -55,9 +63,13 @@ type Server struct {
 	auth    *httpauth.Middleware
 	metrics *metrics.Metrics
 	headers identity
-	faPath  string
-	proxy   *httputil.ReverseProxy // nil without upstream
-	tls     *tls.Config
+	// strip holds the names removed from proxied requests and refused
+	// by forward-auth: the identity headers (configured and default
+	// names), the strip list and the forward-auth inputs.
+	strip  headerSet
+	faPath string
+	proxy  *httputil.ReverseProxy // nil without upstream
+	tls    *tls.Config
 
 	handler http.Handler
 	admin   http.Handler
@@ -83,6 +95,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), headers: newIdentity(cfg.IdentityHeaders)}
+	s.strip = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames(), cfg.StripHeaders, forwardAuthInputs())
 
 	keysClient := opts.KeysClient
 	if keysClient == nil && cfg.Keys.Timeout > 0 {
@@ -194,16 +207,21 @@ func (s *Server) Start() error {
 		}
 	}
 	t := s.cfg.Timeouts
+	read := max(t.Read, 0) // negative: none
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: t.ReadHeader,
-		ReadTimeout:       t.Read,
+		ReadTimeout:       read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
 		TLSConfig:         s.tls,
 		ErrorLog:          errLog,
+		ConnState:         trackIdle,
 	}
+	// The limit counts TCP connections, under TLS: a client that never
+	// finishes its handshake holds a slot too.
+	ln = newLimitListener(ln, s.cfg.Limits.MaxConnections)
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
@@ -219,6 +237,7 @@ func (s *Server) Start() error {
 		}
 	}()
 	if adminLn != nil {
+		adminLn = newLimitListener(adminLn, s.cfg.Limits.MaxConnections)
 		s.adminLn = adminLn
 		s.adminSrv = &http.Server{
 			Handler:           s.admin,
@@ -227,6 +246,7 @@ func (s *Server) Start() error {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       t.Idle,
 			ErrorLog:          errLog,
+			ConnState:         trackIdle,
 		}
 		wg.Add(1)
 		go func() {

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
+)
+
+func TestHeaderSet(t *testing.T) {
+	s := newHeaderSet([]string{"X-Auth-Username", config.Off, ""}, config.DefaultStripHeaders())
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"X-Auth-Username", true},
+		{"x-auth-username", true},
+		{"X_Auth_Username", true},
+		{"X-AUTH_USERNAME", true},
+		{"x_auth_username", true},
+		{"X-Auth-Usernam", false},
+		{"X-Auth-Usernames", false},
+		{"X-Auth-Username ", false},
+		{"Remote_User", true},
+		{"X-Original-Url", true},
+		{"X-Forwarded-For", false},
+		{"-", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := s.has(tt.name); got != tt.want {
+			t.Errorf("has(%q) = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestStripAllocs checks that the per-request strip does not allocate
+// when there is nothing to strip, nor when there is.
+func TestStripAllocs(t *testing.T) {
+	s := newHeaderSet(config.DefaultIdentityHeaderNames(), config.DefaultStripHeaders(), forwardAuthInputs())
+	clean := http.Header{
+		"Accept": {"*/*"}, "User-Agent": {"curl/8"}, "Accept-Encoding": {"gzip"},
+		"Authorization": {"Bearer x"}, "X-Request-Id": {"1"}, "Content-Type": {"application/json"},
+		"A-Header-Name-Longer-Than-Any-Name-In-The-Set-Of-Stripped-Names": {"x"},
+		// As long as the longest name of the set, and longer than the
+		// 32 bytes a []byte conversion gets on the stack.
+		"X-Auth-Request-Preferred-Usernamf": {"x"},
+	}
+	if n := testing.AllocsPerRun(100, func() { s.strip(clean) }); n != 0 {
+		t.Errorf("strip of a clean request: %v allocations; want 0", n)
+	}
+	if len(clean) != 8 {
+		t.Errorf("strip removed a clean header: %v", clean)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.spoofed(clean) }); n != 0 {
+		t.Errorf("spoofed of a clean request: %v allocations; want 0", n)
+	}
+	dirty := http.Header{}
+	if n := testing.AllocsPerRun(100, func() {
+		dirty["X_auth_roles"] = nil
+		s.strip(dirty)
+	}); n != 0 {
+		t.Errorf("strip of a spoofed header: %v allocations; want 0", n)
+	}
+}
+
+func BenchmarkStrip(b *testing.B) {
+	s := newHeaderSet(config.DefaultIdentityHeaderNames(), config.DefaultStripHeaders(), forwardAuthInputs())
+	h := http.Header{
+		"Accept": {"*/*"}, "User-Agent": {"curl/8"}, "Accept-Encoding": {"gzip"},
+		"Authorization": {"Bearer x"}, "X-Request-Id": {"1"}, "Content-Type": {"application/json"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.strip(h)
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := string(make([]byte, 11000))
+	tests := []struct {
+		in, want string
+	}{
+		{"", ""},
+		{"/api/x", "/api/x"},
+		{long[:256], long[:256]},
+		{long[:257], long[:256] + "…(257 bytes)"},
+		{long, long[:256] + "…(11000 bytes)"},
+		// A rune across the cut is not split.
+		{long[:255] + "é" + long[:10], long[:255] + "…(267 bytes)"},
+	}
+	for _, tt := range tests {
+		if got := clip(tt.in); got != tt.want {
+			t.Errorf("clip(%d bytes) = %q (%d bytes); want %d bytes", len(tt.in), got[min(len(got), 250):], len(got), len(tt.want))
+		}
+	}
+}
+
+// TestLimitListenerClose checks that closing a full limitListener wakes
+// an Accept waiting for a slot.
+func TestLimitListenerClose(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimitListener(inner, 1)
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Accept() // no free slot: waits
+		done <- err
+	}()
+	l.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close = %v; want net.ErrClosed", err)
+	}
+	if l := newLimitListener(inner, 0); l != inner {
+		t.Error("newLimitListener(l, 0) wraps l; want l itself")
+	}
+}
