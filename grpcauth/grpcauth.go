@@ -256,8 +256,7 @@ func (in *Interceptor) authorize(ctx context.Context, fullMethod string) (contex
 // "" when there is none, or a refusal: InvalidArgument for more than one
 // authorization value, Unauthenticated for a malformed bearer token.
 func token(ctx context.Context) (string, *refusal) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	switch vs := md.Get("authorization"); len(vs) {
+	switch vs := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vs) {
 	case 0:
 		return "", nil
 	case 1:
