@@ -130,11 +130,11 @@ func TestUnary(t *testing.T) {
 }
 
 // chat opens the Chat stream, sends two messages and returns what came
-// back, the final status and the trailer.
-func chat(ctx context.Context, conn *grpc.ClientConn) ([]string, error, metadata.MD) {
+// back, the trailer and the final status.
+func chat(ctx context.Context, conn *grpc.ClientConn) ([]string, metadata.MD, error) {
 	cs, err := conn.NewStream(ctx, chatDesc, "/keygate.test.Echo/Chat")
 	if err != nil {
-		return nil, err, nil
+		return nil, nil, err
 	}
 	var got []string
 	for _, m := range []string{"a", "b"} {
@@ -149,7 +149,7 @@ func chat(ctx context.Context, conn *grpc.ClientConn) ([]string, error, metadata
 			if errors.Is(err, io.EOF) {
 				err = nil
 			}
-			return got, err, cs.Trailer()
+			return got, cs.Trailer(), err
 		}
 		got = append(got, out.GetValue())
 	}
@@ -165,7 +165,7 @@ func TestStream(t *testing.T) {
 	for _, tr := range transports {
 		conn := tr.new(t, in, interceptorOpts(in)...)
 		t.Run(tr.name, func(t *testing.T) {
-			got, err, _ := chat(outgoing([]string{"Bearer " + alice}), conn)
+			got, _, err := chat(outgoing([]string{"Bearer " + alice}), conn)
 			if err != nil || strings.Join(got, ",") != "alice:a,alice:b" {
 				t.Errorf("Chat as alice = %q, %v; want [alice:a alice:b], nil", got, err)
 			}
@@ -175,7 +175,7 @@ func TestStream(t *testing.T) {
 					challenge: `Bearer realm="shop", error="invalid_token", error_description="malformed token"`},
 				{method: "Chat", auth: []string{"Bearer " + alice, "Bearer " + alice}, code: codes.InvalidArgument, msg: "more than one authorization value"},
 			} {
-				got, err, trailer := chat(outgoing(c.auth), conn)
+				got, trailer, err := chat(outgoing(c.auth), conn)
 				if len(got) > 0 {
 					t.Errorf("Chat %v: the handler answered %q", c.auth, got)
 				}
@@ -196,7 +196,7 @@ func TestUnavailable(t *testing.T) {
 	conn := transports[1].new(t, in, interceptorOpts(in)...)
 	callCase{method: "/keygate.test.Echo/Say", auth: []string{"Bearer abc"}, code: codes.Unavailable,
 		msg: "the token cannot be checked now; retry later"}.run(t, conn)
-	got, err, _ := chat(outgoing([]string{"Bearer abc"}), conn)
+	got, _, err := chat(outgoing([]string{"Bearer abc"}), conn)
 	if status.Code(err) != codes.Unavailable || len(got) > 0 {
 		t.Errorf("Chat with keys down = %q, %v; want Unavailable", got, err)
 	}
@@ -296,11 +296,11 @@ func TestGoGRPCMiddleware(t *testing.T) {
 	for _, c := range callCases(e, t) {
 		t.Run(c.name, func(t *testing.T) { c.run(t, conn) })
 	}
-	got, err, _ := chat(outgoing([]string{"Bearer " + e.token(t, "alice")}), conn)
+	got, _, err := chat(outgoing([]string{"Bearer " + e.token(t, "alice")}), conn)
 	if err != nil || strings.Join(got, ",") != "alice:a,alice:b" {
 		t.Errorf("Chat as alice = %q, %v", got, err)
 	}
-	got, err, trailer := chat(context.Background(), conn)
+	got, trailer, err := chat(context.Background(), conn)
 	if status.Code(err) != codes.Unauthenticated || len(got) > 0 || len(trailer.Get("www-authenticate")) != 1 {
 		t.Errorf("Chat anonymous = %q, %v, trailer %v; want Unauthenticated with a challenge", got, err, trailer)
 	}
