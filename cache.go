@@ -1,25 +1,48 @@
 package keygate
 
 import (
+	"context"
+	"crypto"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/keygate/keygate/jwks"
 )
 
 // cacheShards spreads the verified-token cache over independent locks, so
-// that concurrent hits never queue behind one lock.
+// that concurrent hits never queue behind one lock. The bounds are global
+// (see cache), so the number of shards does not change how many entries
+// the cache holds.
 const cacheShards = 64
 
+// evictSample is how many entries of a shard an eviction looks at: it
+// drops the first expired one among them, or else the first it saw.
+const evictSample = 8
+
 // cache maps whole tokens to the principals they verified to. An entry
-// ends at the token's exp or when its key retires, whichever comes first.
-// A full shard drops its expired entries, then a random one.
+// ends at the token's exp, or as soon as the key set no longer returns the
+// key that verified it: every hit asks the KeySet for the token's kid
+// again (see [KeySet]), so removing a key works for every implementation,
+// not only for a [jwks.Source] that marks its keys retired.
+//
+// It is bounded twice, by entry count and by estimated bytes (see
+// entryCost), and both bounds are exact: n and bytes count the entries
+// held plus those being added, and put adds an entry only after evicting
+// until both counters are within their limits. So the entries held never
+// exceed either limit, however many goroutines add at once.
 type cache struct {
 	seed   maphash.Seed
-	limit  int // entries per shard
 	shards [cacheShards]shard
+
+	maxEntries int64
+	maxBytes   int64
+	_          [64]byte // keep the counters below off the cache line of the fields above
+	n          atomic.Int64
+	bytes      atomic.Int64
+	evictions  atomic.Uint64
 }
 
 type shard struct {
@@ -31,26 +54,30 @@ type shard struct {
 }
 
 type entry struct {
-	p   *Principal
-	key *jwks.Key
-	exp int64 // unix nanoseconds
+	p    *Principal
+	kid  string
+	key  *jwks.Key
+	exp  int64 // unix nanoseconds
+	cost int64 // bytes, see entryCost
 }
 
-func newCache(size int) *cache {
-	c := &cache{seed: maphash.MakeSeed(), limit: max(1, size/cacheShards)}
+func newCache(entries, bytes int) *cache {
+	c := &cache{seed: maphash.MakeSeed(), maxEntries: int64(entries), maxBytes: int64(bytes)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*entry)
 	}
 	return c
 }
 
-func (c *cache) shard(raw string) *shard {
-	return &c.shards[maphash.String(c.seed, raw)%cacheShards]
+func (c *cache) index(raw string) int {
+	return int(maphash.String(c.seed, raw) % cacheShards)
 }
 
-// get returns the cached principal of raw, or nil.
-func (c *cache) get(raw string, now time.Time) *Principal {
-	s := c.shard(raw)
+// get returns the cached principal of raw, or nil. An entry counts only
+// while it has not expired and keys still returns its key for its kid;
+// otherwise it is dropped and get reports a miss.
+func (c *cache) get(ctx context.Context, raw string, now time.Time, keys KeySet) *Principal {
+	s := &c.shards[c.index(raw)]
 	s.mu.RLock()
 	e := s.m[raw]
 	s.mu.RUnlock()
@@ -58,10 +85,10 @@ func (c *cache) get(raw string, now time.Time) *Principal {
 		s.misses.Add(1)
 		return nil
 	}
-	if now.UnixNano() >= e.exp || e.key.Retired() {
+	if now.UnixNano() >= e.exp || e.key.Retired() || !stillServed(ctx, keys, e) {
 		s.mu.Lock()
 		if s.m[raw] == e {
-			delete(s.m, raw)
+			c.removeLocked(s, raw, e)
 		}
 		s.mu.Unlock()
 		s.misses.Add(1)
@@ -71,25 +98,87 @@ func (c *cache) get(raw string, now time.Time) *Principal {
 	return e.p
 }
 
-func (c *cache) put(raw string, p *Principal, key *jwks.Key, exp, at time.Time) {
-	s := c.shard(raw)
+// stillServed reports whether keys returns e's key for e's kid: the same
+// *jwks.Key, or one with the same algorithm and an equal public key (for
+// key sets that build a new Key on each call).
+func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
+	k, err := keys.Key(ctx, e.kid)
+	if err != nil {
+		return false
+	}
+	if k == e.key {
+		return true
+	}
+	pub, ok := k.Public.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Algorithm == e.key.Algorithm && pub.Equal(e.key.Public)
+}
+
+// put caches p for raw, evicting entries until both bounds hold. An entry
+// that alone costs more than the byte bound is not cached.
+func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at time.Time, cost int64) {
+	if cost > c.maxBytes {
+		return
+	}
+	// Reserve room first, then evict until the reservation fits: see cache.
+	c.n.Add(1)
+	c.bytes.Add(cost)
+	home := c.index(raw)
 	now := at.UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.m) >= c.limit {
-		for k, e := range s.m {
-			if now >= e.exp || e.key.Retired() {
-				delete(s.m, k)
-			}
-		}
-		for k := range s.m {
-			if len(s.m) < c.limit {
-				break
-			}
-			delete(s.m, k) // map iteration starts at a random entry
+	for c.n.Load() > c.maxEntries || c.bytes.Load() > c.maxBytes {
+		if !c.evict(home, now) {
+			// Everything left is reserved by other puts: give way.
+			c.n.Add(-1)
+			c.bytes.Add(-cost)
+			return
 		}
 	}
-	s.m[raw] = &entry{p: p, key: key, exp: exp.UnixNano()}
+	s := &c.shards[home]
+	s.mu.Lock()
+	if old := s.m[raw]; old != nil {
+		c.removeLocked(s, raw, old)
+	}
+	s.m[raw] = &entry{p: p, kid: kid, key: key, exp: exp.UnixNano(), cost: cost}
+	s.mu.Unlock()
+}
+
+// evict drops one entry, from shard home if it holds any, else from the
+// next shard that does. Among up to evictSample entries of that shard it
+// prefers one that has expired or whose key retired. It reports false when
+// every shard is empty.
+func (c *cache) evict(home int, now int64) bool {
+	for i := range cacheShards {
+		s := &c.shards[(home+i)%cacheShards]
+		s.mu.Lock()
+		var (
+			victim string
+			ve     *entry
+			seen   int
+		)
+		for k, e := range s.m { // map iteration starts at a random entry
+			ended := now >= e.exp || e.key.Retired()
+			if ve == nil || ended {
+				victim, ve = k, e
+			}
+			if seen++; ended || seen == evictSample {
+				break
+			}
+		}
+		if ve != nil {
+			c.removeLocked(s, victim, ve)
+			s.mu.Unlock()
+			c.evictions.Add(1)
+			return true
+		}
+		s.mu.Unlock()
+	}
+	return false
+}
+
+// removeLocked deletes raw's entry e from s, whose lock the caller holds.
+func (c *cache) removeLocked(s *shard, raw string, e *entry) {
+	delete(s.m, raw)
+	c.n.Add(-1)
+	c.bytes.Add(-e.cost)
 }
 
 // stats sums the shards' counters.
@@ -102,15 +191,108 @@ func (c *cache) stats() (st CacheStats) {
 		st.Hits += s.hits.Load()
 		st.Misses += s.misses.Load()
 	}
-	st.Capacity = c.limit * cacheShards
+	st.Capacity = int(c.maxEntries)
+	st.Bytes = c.bytes.Load()
+	st.ByteCapacity = c.maxBytes
+	st.Evictions = c.evictions.Load()
 	return st
 }
 
-// CacheStats describes the verified-token cache, for metrics.
+// Fixed parts of an entry's cost, in bytes, for a 64-bit platform. They
+// are estimates of what the Go runtime allocates, rounded up.
+const (
+	// costEntry covers the cache's map slot (a string key and a pointer,
+	// with the control byte and the slack of a map that grows by doubling),
+	// the entry itself and the Principal struct.
+	costEntry = 48 + int64(unsafe.Sizeof(entry{})) + int64(unsafe.Sizeof(Principal{}))
+	// costString is a string header in a slice.
+	costString = int64(unsafe.Sizeof(""))
+	// costClaim is the allocation rounding of the two copies (name and
+	// value) that the claims map of [Principal.Claim] makes of a member.
+	costClaim = 32
+)
+
+// mapCost estimates a map[string]T of n members, T a slice: its header and
+// groups of 8 slots (a 16-byte key and a 24-byte value each, plus a
+// control word), at most 7/8 full.
+func mapCost(n int) int64 {
+	groups := (int64(n)*8/7 + 7) / 8
+	return 48 + groups*(8+8*(16+24))
+}
+
+// entryCost estimates the memory a cached token pins: the raw token (the
+// map key), the decoded payload (which the principal keeps for
+// [Principal.Claim]), every string of the principal that is not a
+// substring of the payload, the backing arrays of its slices and map, and
+// the claims map [Principal.Claim] builds from the payload on first use:
+// a copy of every member's name and value, so up to the payload's length
+// again, plus the map's own slots (members is their count). The estimate
+// errs on the high side: it charges the claims map whether or not Claim is
+// ever called. TestCacheCostEstimate checks it against the heap.
+func entryCost(raw string, p *Principal, members int) int64 {
+	payload := len(p.payload)
+	own := func(s string) int64 { // bytes of s not already counted in the payload
+		if inside(s, p.payload) {
+			return 0
+		}
+		return int64(len(s))
+	}
+	list := func(l []string) int64 {
+		n := int64(cap(l)) * costString
+		for _, s := range l {
+			n += own(s)
+		}
+		return n
+	}
+	// The raw token, the payload and the claims map's copy of it, plus
+	// 1/8 for the rounding of allocations to the runtime's size classes.
+	n := costEntry + (int64(len(raw))+2*int64(payload))*9/8 + mapCost(members) + int64(members)*costClaim
+	for _, s := range [...]string{p.Subject, p.Username, p.Email, p.Name, p.GivenName, p.FamilyName,
+		p.Client, p.SessionID, p.JWTID, p.Issuer, p.scopePrefix, p.rolePrefix} {
+		n += own(s)
+	}
+	n += list(p.Audience) + list(p.RealmRoles) + list(p.Scopes) + list(p.Groups) + list(p.RolesClaim) + list(p.Entitlements)
+	if len(p.Roles) > 0 && (len(p.RealmRoles) == 0 || unsafe.SliceData(p.Roles) != unsafe.SliceData(p.RealmRoles)) {
+		n += list(p.Roles)
+	}
+	if p.ClientRoles != nil {
+		n += mapCost(len(p.ClientRoles))
+	}
+	for c, r := range p.ClientRoles {
+		n += own(c) + list(r)
+	}
+	return n
+}
+
+// inside reports whether s lies within the memory of whole.
+func inside(s, whole string) bool {
+	if len(s) == 0 {
+		return true
+	}
+	if len(whole) == 0 {
+		return false
+	}
+	p, w := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(whole)))
+	return p >= w && p+uintptr(len(s)) <= w+uintptr(len(whole))
+}
+
+// CacheStats describes the verified-token cache, for metrics. Its figures
+// are read shard by shard, without stopping concurrent use, so they are
+// each exact but not a snapshot of one instant.
 type CacheStats struct {
 	// Hits and Misses count lookups since the verifier was made. A miss is
 	// a token verified in full.
 	Hits, Misses uint64
-	// Size is the number of tokens held; Capacity the most it holds.
+	// Size is the number of tokens held; Capacity the most it holds
+	// ([Config.CacheSize]).
 	Size, Capacity int
+	// Bytes is the estimated memory the held tokens pin, in bytes, counting
+	// tokens being added at that moment; ByteCapacity is the most it holds
+	// ([Config.CacheBytes]). See Config.CacheBytes for what an entry is
+	// charged.
+	Bytes, ByteCapacity int64
+	// Evictions counts entries dropped to make room for new ones, since
+	// the verifier was made. Entries that ended at their exp or with their
+	// key and were found so on lookup are not counted.
+	Evictions uint64
 }

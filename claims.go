@@ -25,6 +25,8 @@ type claims struct {
 	// CnfJkt and CnfX5t report a DPoP or certificate binding (RFC 9449,
 	// RFC 8705).
 	CnfJkt, CnfX5t bool
+	// members counts the payload's top-level members, read or skipped.
+	members int
 }
 
 // decodeClaims reads a claims set in one pass (see [jose.Scanner]). A
@@ -54,6 +56,7 @@ func decodeClaims(payload string) (claims, error) {
 		return err
 	}
 	err := s.Object(func(key string) error {
+		c.members++
 		var bit uint32
 		var err error
 		switch key {
@@ -167,7 +170,7 @@ func resourceAccess(s *jose.Scanner, c *claims) error {
 	c.ResourceAccess = map[string][]string{}
 	return s.Object(func(client string) error {
 		if _, dup := c.ResourceAccess[client]; dup {
-			return fmt.Errorf("duplicate client %q", client)
+			return errors.New("duplicate client " + quote(client))
 		}
 		r, err := roles(s)
 		c.ResourceAccess[client] = r

@@ -2,9 +2,9 @@ package keygate
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keygate/keygate/jwks"
 )
@@ -57,6 +57,12 @@ var (
 // Error is a verification failure. Kind is one of the Err variables of
 // this package; Detail says what exactly failed and may quote values from
 // the token, so it belongs in logs, not in answers to clients.
+//
+// Since a token's values are chosen by whoever sends it, the messages are
+// bounded: Detail quotes each value cut to 64 bytes, and the text of
+// Error holds at most 512 bytes of Detail and of Err's text each, each cut
+// at a rune boundary and followed by a marker such as "... (11264 bytes)".
+// Err itself is kept whole, for errors.Is and errors.As.
 type Error struct {
 	Kind   error
 	Detail string
@@ -66,12 +72,61 @@ type Error struct {
 func (e *Error) Error() string {
 	s := e.Kind.Error()
 	if e.Detail != "" {
-		s += ": " + e.Detail
+		s += ": " + clip(e.Detail, 8*maxQuoted)
 	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		s += ": " + clip(e.Err.Error(), 8*maxQuoted)
 	}
 	return s
+}
+
+// maxQuoted is the most bytes of one value from a token that an [Error]
+// message quotes.
+const maxQuoted = 64
+
+// quote returns v in Go quotes (strconv.Quote), cut to maxQuoted bytes.
+// Every value from a token that goes into an error message passes through
+// it (or through quoteList).
+func quote(v string) string {
+	if len(v) <= maxQuoted {
+		return strconv.Quote(v)
+	}
+	return strconv.Quote(v[:runeCut(v, maxQuoted)]) + "... (" + strconv.Itoa(len(v)) + " bytes)"
+}
+
+// quoteList quotes the first few values of l (see quote), in brackets.
+func quoteList(l []string) string {
+	const most = 4
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, v := range l {
+		if i == most {
+			b.WriteString(" ... and " + strconv.Itoa(len(l)-most) + " more")
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quote(v))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// clip cuts s to n bytes at a rune boundary, with a marker.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:runeCut(s, n)] + "... (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// runeCut returns the largest i <= n that starts a rune of s (n < len(s)).
+func runeCut(s string, n int) int {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
 }
 
 // Is reports whether target is e's Kind.
@@ -99,35 +154,4 @@ func keyError(err error) *Error {
 		return fail(ErrUnknownKey, "", err)
 	}
 	return fail(ErrKeysUnavailable, "", err)
-}
-
-// maxQuoted is how many bytes of a token's value an error message quotes.
-// Values come from whoever sent the token; error texts go to logs.
-const maxQuoted = 64
-
-// quote quotes a value taken from a token for an error message, cut to
-// maxQuoted bytes with a note of its full length.
-func quote(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	return strconv.Quote(s[:maxQuoted]) + fmt.Sprintf("…(%d bytes)", len(s))
-}
-
-// quoteList quotes at most 4 values of a list taken from a token.
-func quoteList(l []string) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, s := range l {
-		if i == 4 {
-			fmt.Fprintf(&b, " …(%d values)", len(l))
-			break
-		}
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(quote(s))
-	}
-	b.WriteByte(']')
-	return b.String()
 }

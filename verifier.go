@@ -22,17 +22,27 @@ import (
 	"github.com/keygate/keygate/jwks"
 )
 
-// Defaults for the zero values of [Config].
+// Defaults for the zero values of [Config]. DefaultCacheBytes is in
+// bytes.
 const (
 	DefaultLeeway       = 60 * time.Second
 	DefaultMaxTokenSize = 16 << 10
 	DefaultCacheSize    = 4096
+	DefaultCacheBytes   = 32 << 20
 )
 
 // KeySet finds the key that checks a token's signature. [*jwks.Source]
 // and [*jwks.Set] implement it. Key fails with an error matching
 // [jwks.ErrUnknownKey] when kid is not in the set, and with any other
-// error when keys cannot be had.
+// error when keys cannot be had (the verifier answers
+// [ErrKeysUnavailable]).
+//
+// The verifier asks for the key on every Verify, cached tokens included:
+// a token verified earlier stops validating as soon as Key no longer
+// returns its key, whatever the implementation. Key is therefore on the
+// path of every request and should answer from memory; returning the same
+// *jwks.Key for an unchanged key is fastest, though a new Key with an
+// equal public key and algorithm also keeps cached tokens valid.
 type KeySet interface {
 	Key(ctx context.Context, kid string) (*jwks.Key, error)
 }
@@ -105,12 +115,29 @@ type Config struct {
 	// [ClaimMapping]).
 	Mapping ClaimMapping
 
-	// CacheSize bounds the cache of verified tokens, which answers a
-	// repeated token without decoding or signature check until its exp
-	// or until its key leaves the key set. When full, expired entries are
-	// dropped first, then random ones. Zero means [DefaultCacheSize]; a
+	// CacheSize bounds the number of tokens in the cache of verified
+	// tokens, which answers a repeated token without decoding or signature
+	// check until its exp or until its key leaves the key set. The cache
+	// never holds more than CacheSize tokens. To make room it drops a token
+	// that has expired or whose key retired if it finds one among a few it
+	// samples, else a random one. Zero means [DefaultCacheSize] (4096); a
 	// negative value turns the cache off.
 	CacheSize int
+
+	// CacheBytes bounds the memory the cache of verified tokens pins, in
+	// bytes, as estimated per token: the raw token, its decoded payload,
+	// the principal's strings, slices and maps, the claims map
+	// [Principal.Claim] builds on first use (charged up front: as much as
+	// the payload again plus about 80 bytes per claim), 1/8 more for
+	// allocation rounding, and about 500 bytes of fixed overhead (map
+	// slot, entry, Principal struct); within 10% of what the Go heap holds
+	// for it. A 1.3 kB Keycloak token costs about 5.5 KiB, one of 12 kB
+	// (8 kB of claims) about 37 KiB. So the default bounds hold 4096 small
+	// tokens, or about 900 large ones. The cache evicts when either bound
+	// is reached, and a token costing more than CacheBytes alone is not
+	// cached. Zero means [DefaultCacheBytes] (32 MiB); a negative value
+	// turns the cache off. [Verifier.CacheStats] reports the bytes held.
+	CacheBytes int
 
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
@@ -163,11 +190,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if v.cfg.Now == nil {
 		v.cfg.Now = time.Now
 	}
-	switch {
-	case cfg.CacheSize == 0:
-		v.cache = newCache(DefaultCacheSize)
-	case cfg.CacheSize > 0:
-		v.cache = newCache(cfg.CacheSize)
+	if cfg.CacheSize >= 0 && cfg.CacheBytes >= 0 {
+		size, bytes := cfg.CacheSize, cfg.CacheBytes
+		if size == 0 {
+			size = DefaultCacheSize
+		}
+		if bytes == 0 {
+			bytes = DefaultCacheBytes
+		}
+		v.cache = newCache(size, bytes)
 	}
 	if cfg.InsecureSkipAudienceCheck && cfg.Logger != nil {
 		cfg.Logger.Warn("keygate: audience check is off: tokens for any client of the issuer are accepted", "issuer", cfg.Issuer)
@@ -251,7 +282,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		x.ok("%d bytes, limit %d", len(raw), v.cfg.MaxTokenSize)
 		x.at("format")
 	} else if v.cache != nil {
-		if p := v.cache.get(raw, now); p != nil {
+		if p := v.cache.get(ctx, raw, now, v.cfg.Keys); p != nil {
 			return p, nil
 		}
 	}
@@ -284,7 +315,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		x.at("algorithm")
 	}
 	if !jose.Supported(h.Alg) || (v.algs != nil && !v.algs[h.Alg]) {
-		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("alg %s is not accepted", quote(h.Alg)), nil)
+		return nil, fail(ErrUnsupportedAlgorithm, "alg "+quote(h.Alg)+" is not accepted", nil)
 	}
 	if x != nil {
 		x.ok("%s is accepted", h.Alg)
@@ -312,7 +343,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		if v.cfg.InsecureSkipAudienceCheck {
 			x.ok("not checked (InsecureSkipAudienceCheck)")
 		} else {
-			x.ok("aud %s holds one of %q", quoteList(c.Aud), v.cfg.Audiences)
+			x.ok("aud %s holds one of %s", quoteList(c.Aud), quoteList(v.cfg.Audiences))
 		}
 		x.at("key")
 	}
@@ -322,10 +353,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		return nil, keyError(err)
 	}
 	if key.Algorithm != "" && key.Algorithm != h.Alg {
-		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %s differs from its key's alg %q", quote(h.Alg), key.Algorithm), nil)
+		return nil, fail(ErrUnsupportedAlgorithm, "token alg "+quote(h.Alg)+" differs from its key's alg "+quote(key.Algorithm), nil)
 	}
 	if !jose.KeyFits(h.Alg, key.Public) {
-		return nil, fail(ErrUnsupportedAlgorithm, fmt.Sprintf("token alg %s does not fit its %s key", quote(h.Alg), key.Type), nil)
+		return nil, fail(ErrUnsupportedAlgorithm, "token alg "+quote(h.Alg)+" does not fit its "+key.Type+" key", nil)
 	}
 	if x != nil {
 		x.ok("kid %s: a %s key that fits %s", quote(h.Kid), key.Type, h.Alg)
@@ -358,7 +389,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		return p, nil
 	}
 	if v.cache != nil {
-		v.cache.put(raw, p, key, exp, now)
+		v.cache.put(raw, p, h.Kid, key, exp, now, entryCost(raw, p, c.members)+int64(len(h.Kid)))
 	}
 	return p, nil
 }
@@ -383,7 +414,7 @@ func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
 			return v.checkBinding(c)
 		}
 	default:
-		return fail(ErrWrongTokenType, fmt.Sprintf("header typ %s is not an access token type", quote(h.Typ)), nil)
+		return fail(ErrWrongTokenType, "header typ "+quote(h.Typ)+" is not an access token type", nil)
 	}
 	switch c.Typ {
 	case "Bearer":
@@ -400,7 +431,7 @@ func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
 	case "Logout":
 		return fail(ErrWrongTokenType, "a logout token is not an access token", nil)
 	}
-	return fail(ErrWrongTokenType, fmt.Sprintf("typ %s is not an access token type", quote(c.Typ)), nil)
+	return fail(ErrWrongTokenType, "typ "+quote(c.Typ)+" is not an access token type", nil)
 }
 
 // checkBinding refuses sender-constrained tokens (RFC 9449 DPoP, RFC 8705
@@ -446,7 +477,7 @@ func (v *Verifier) checkTimes(c *claims, now time.Time) (time.Time, *Error) {
 
 func (v *Verifier) checkIssuer(c *claims) *Error {
 	if c.Iss != v.cfg.Issuer {
-		return fail(ErrWrongIssuer, fmt.Sprintf("iss %s, want %q", quote(c.Iss), v.cfg.Issuer), nil)
+		return fail(ErrWrongIssuer, "iss "+quote(c.Iss)+", want "+quote(v.cfg.Issuer), nil)
 	}
 	return nil
 }
@@ -455,7 +486,7 @@ func (v *Verifier) checkAudience(c *claims) *Error {
 	if !v.cfg.InsecureSkipAudienceCheck && !slices.ContainsFunc(c.Aud, func(a string) bool {
 		return slices.Contains(v.cfg.Audiences, a)
 	}) {
-		return fail(ErrWrongAudience, fmt.Sprintf("aud %s holds none of %q", quoteList(c.Aud), v.cfg.Audiences), nil)
+		return fail(ErrWrongAudience, "aud "+quoteList(c.Aud)+" holds none of "+quoteList(v.cfg.Audiences), nil)
 	}
 	if len(v.cfg.AuthorizedParties) > 0 {
 		azp := c.Azp
@@ -463,7 +494,7 @@ func (v *Verifier) checkAudience(c *claims) *Error {
 			azp = c.ClientID
 		}
 		if !slices.Contains(v.cfg.AuthorizedParties, azp) {
-			return fail(ErrWrongAudience, fmt.Sprintf("azp %s is not an authorized party", quote(azp)), nil)
+			return fail(ErrWrongAudience, "azp "+quote(azp)+" is not an authorized party", nil)
 		}
 	}
 	return nil

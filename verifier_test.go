@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -349,11 +352,15 @@ func TestCache(t *testing.T) {
 	if err != nil || p2 != p1 {
 		t.Fatalf("second Verify() = %p, %v; want the cached principal %p", p2, err, p1)
 	}
-	if f.keys.n.Load() != lookups {
-		t.Error("a cache hit looked up the key")
+	// A hit asks the key set for the token's key again, and nothing more
+	// (see KeySet): one lookup.
+	if n := f.keys.n.Load() - lookups; n != 1 {
+		t.Errorf("a cache hit made %d key lookups; want 1", n)
 	}
-	if st := f.v.CacheStats(); st.Hits != 1 || st.Misses != 1 || st.Size != 1 || st.Capacity != keygate.DefaultCacheSize {
-		t.Errorf("CacheStats() = %+v; want 1 hit, 1 miss, size 1, capacity %d", st, keygate.DefaultCacheSize)
+	if st := f.v.CacheStats(); st.Hits != 1 || st.Misses != 1 || st.Size != 1 || st.Capacity != keygate.DefaultCacheSize ||
+		st.Bytes < int64(len(tok)) || st.Bytes > 8<<10 || st.ByteCapacity != keygate.DefaultCacheBytes {
+		t.Errorf("CacheStats() = %+v; want 1 hit, 1 miss, size 1, capacity %d, %d to 8192 bytes of %d",
+			st, keygate.DefaultCacheSize, len(tok), keygate.DefaultCacheBytes)
 	}
 
 	t.Run("ends at exp", func(t *testing.T) {
@@ -362,11 +369,11 @@ func TestCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.advance(90 * time.Second) // past exp, inside the leeway: checked again, still valid
-		before := f.keys.n.Load()
+		before := f.v.CacheStats().Hits
 		if _, err := f.v.Verify(ctx, tok); err != nil {
 			t.Fatalf("Verify() inside leeway = %v", err)
 		}
-		if f.keys.n.Load() == before {
+		if f.v.CacheStats().Hits != before {
 			t.Error("an entry past its exp answered from the cache")
 		}
 		f.advance(time.Minute)
@@ -406,18 +413,132 @@ func TestCache(t *testing.T) {
 	})
 
 	t.Run("bounded", func(t *testing.T) {
-		g := newFixture(t, func(c *keygate.Config) { c.CacheSize = 128 })
-		toks := make([]string, 600)
-		for i := range toks {
-			toks[i] = g.mint(t, keycloaktest.Token{Client: "svc-EdDSA"})
-			if _, err := g.v.Verify(ctx, toks[i]); err != nil {
+		for _, size := range []int{1, 10, 128} {
+			g := newFixture(t, func(c *keygate.Config) { c.CacheSize = size })
+			for range size + 50 {
+				if _, err := g.v.Verify(ctx, g.mint(t, keycloaktest.Token{Client: "svc-EdDSA"})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := g.v.CacheStats(); st.Size != size || st.Capacity != size || st.Evictions != 50 {
+				t.Errorf("CacheSize %d: after %d tokens CacheStats() = %+v; want Size = Capacity = %[1]d, 50 evictions", size, size+50, st)
+			}
+		}
+	})
+
+	t.Run("bounded by bytes", func(t *testing.T) {
+		// 4,096 tokens with 8 KB of claims each would pin about 120 MB;
+		// the default byte bound keeps the cache under 32 MiB.
+		g := newFixture(t, func(c *keygate.Config) { c.MaxTokenSize = 64 << 10 })
+		for range 4096 {
+			tok := g.mint(t, keycloaktest.Token{Client: "svc-EdDSA", Claims: bigClaims()})
+			if _, err := g.v.Verify(ctx, tok); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if n := keygate.CacheLen(g.v); n > 128 || n < 64 {
-			t.Errorf("cache holds %d entries after 600 tokens; want at most 128 (and not emptied)", n)
+		st := g.v.CacheStats()
+		t.Logf("after 4096 tokens of ~11 kB: %+v (%d bytes a token)", st, st.Bytes/int64(max(st.Size, 1)))
+		if st.Bytes > keygate.DefaultCacheBytes || st.ByteCapacity != keygate.DefaultCacheBytes {
+			t.Errorf("cache holds %d bytes; want at most %d", st.Bytes, keygate.DefaultCacheBytes)
+		}
+		if st.Size >= 4096/2 || st.Size < 100 || st.Evictions == 0 {
+			t.Errorf("cache holds %d tokens, %d evicted; want the byte bound to evict most of 4096 and keep the rest", st.Size, st.Evictions)
 		}
 	})
+
+	t.Run("too big for the byte bound", func(t *testing.T) {
+		g := newFixture(t, func(c *keygate.Config) { c.CacheBytes = 4 << 10 })
+		tok := g.mint(t, keycloaktest.Token{Claims: bigClaims()})
+		for range 2 {
+			if _, err := g.v.Verify(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := g.v.CacheStats(); st.Size != 0 || st.Hits != 0 || st.Bytes != 0 {
+			t.Errorf("CacheStats() = %+v; want a token costing more than CacheBytes never cached", st)
+		}
+	})
+
+	t.Run("off by bytes", func(t *testing.T) {
+		g := newFixture(t, func(c *keygate.Config) { c.CacheBytes = -1 })
+		tok := g.mint(t, keycloaktest.Token{})
+		for range 2 {
+			if _, err := g.v.Verify(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := g.keys.n.Load(); n != 2 {
+			t.Errorf("key lookups with CacheBytes -1 = %d; want 2", n)
+		}
+	})
+}
+
+// bigClaims returns about 8 KB of claims: 100 realm roles of 40 bytes,
+// a 4,000-byte custom claim and a fresh jti.
+func bigClaims() map[string]any {
+	roles := make([]string, 100)
+	for i := range roles {
+		roles[i] = fmt.Sprintf("role-%03d-%s", i, strings.Repeat("r", 31))
+	}
+	return map[string]any{
+		"realm_access": map[string]any{"roles": roles},
+		"profile":      strings.Repeat("p", 4000),
+	}
+}
+
+// TestCacheCostEstimate compares the bytes the cache charges with what
+// the Go heap holds for the same tokens, Principal.Claim called: the
+// estimate must not be below what the tokens really pin (nor wildly
+// above). It measures memory, not time.
+func TestCacheCostEstimate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap")
+	}
+	for _, tc := range []struct {
+		name   string
+		claims func() map[string]any
+	}{
+		{"Keycloak token", func() map[string]any { return nil }},
+		{"8 KB of claims", bigClaims},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(c *keygate.Config) { c.MaxTokenSize = 64 << 10; c.CacheBytes = 1 << 30 })
+			ctx := context.Background()
+			const n = 300
+			toks := make([]string, n)
+			for i := range toks {
+				toks[i] = f.mint(t, keycloaktest.Token{Claims: tc.claims()})
+			}
+			// The verifier under test keeps its tokens; a second one with
+			// the cache off does the same work and keeps nothing, so the
+			// heap difference is what the cache pins.
+			keep := make([]*keygate.Principal, n)
+			heap := func() uint64 {
+				runtime.GC()
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				return m.HeapAlloc
+			}
+			before := heap()
+			for i, tok := range toks {
+				p, err := f.v.Verify(ctx, strings.Clone(tok))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var x any
+				p.Claim("sub", &x)
+				keep[i] = p
+			}
+			keep = nil
+			after := heap()
+			st := f.v.CacheStats()
+			real := int64(after) - int64(before)
+			t.Logf("%d tokens of %d bytes: estimate %d bytes, heap %d bytes (%.2f)", n, len(toks[0]), st.Bytes, real, float64(st.Bytes)/float64(real))
+			if st.Size != n || st.Bytes < real*8/10 || st.Bytes > real*2 {
+				t.Errorf("estimate %d bytes for %d tokens; heap grew %d bytes: want estimate in [0.8, 2] times the heap", st.Bytes, st.Size, real)
+			}
+		})
+	}
 }
 
 func keyOf(t *testing.T, tok string) string {
@@ -522,5 +643,145 @@ func TestSkipAudienceCheck(t *testing.T) {
 	}
 	if _, err := f.v.Verify(ctx, f.mint(t, keycloaktest.Token{Client: "worker"})); !errors.Is(err, keygate.ErrWrongAudience) {
 		t.Errorf("Verify(worker) not in AuthorizedParties = %v; want ErrWrongAudience", err)
+	}
+}
+
+// TestErrorMessagesAreBounded sends tokens whose values an error message
+// quotes, each 11 kB long: the message stays short, with a marker.
+func TestErrorMessagesAreBounded(t *testing.T) {
+	f := newFixture(t, func(c *keygate.Config) { c.MaxTokenSize = 128 << 10 })
+	g := newFixture(t, func(c *keygate.Config) { c.MaxTokenSize = 128 << 10; c.AuthorizedParties = []string{"worker"} })
+	huge := strings.Repeat("K", 11<<10)
+	many := make([]string, 300)
+	for i := range many {
+		many[i] = huge[:100]
+	}
+	tests := []struct {
+		name string
+		v    *keygate.Verifier
+		tok  string
+		want error
+	}{
+		{"kid", f.v, f.mint(t, keycloaktest.Token{Header: map[string]any{"kid": huge}}), keygate.ErrUnknownKey},
+		{"alg", f.v, f.mint(t, keycloaktest.Token{Header: map[string]any{"alg": huge}}), keygate.ErrUnsupportedAlgorithm},
+		{"header typ", f.v, f.mint(t, keycloaktest.Token{Header: map[string]any{"typ": huge}}), keygate.ErrWrongTokenType},
+		{"typ", f.v, f.mint(t, keycloaktest.Token{Claims: map[string]any{"typ": huge}}), keygate.ErrWrongTokenType},
+		{"iss", f.v, f.mint(t, keycloaktest.Token{Claims: map[string]any{"iss": huge}}), keygate.ErrWrongIssuer},
+		{"aud", f.v, f.mint(t, keycloaktest.Token{Claims: map[string]any{"aud": many}}), keygate.ErrWrongAudience},
+		{"azp", g.v, g.mint(t, keycloaktest.Token{Claims: map[string]any{"azp": huge}}), keygate.ErrWrongAudience},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.v.Verify(context.Background(), tt.tok)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify() = %v; want %v", err, tt.want)
+			}
+			if msg := err.Error(); len(msg) > 1200 || !strings.Contains(msg, " bytes)") {
+				t.Errorf("error message is %d bytes; want at most 1200, with a length marker: %.300s", len(msg), msg)
+			}
+		})
+	}
+}
+
+// swappableKeys is a KeySet over a jwks.Set that can be replaced, as a
+// user's own key set configured out of band would be.
+type swappableKeys struct{ set atomic.Pointer[jwks.Set] }
+
+func (s *swappableKeys) Key(ctx context.Context, kid string) (*jwks.Key, error) {
+	return s.set.Load().Key(ctx, kid)
+}
+
+// freshKeys builds a new *jwks.Key on every call, as a KeySet that parses
+// its keys each time would.
+type freshKeys struct{ keys *swappableKeys }
+
+func (f freshKeys) Key(ctx context.Context, kid string) (*jwks.Key, error) {
+	k, err := f.keys.Key(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	return &jwks.Key{ID: k.ID, Algorithm: k.Algorithm, Type: k.Type, Public: k.Public}, nil
+}
+
+// TestKeySetRemovalEndsCachedTokens checks the KeySet contract for every
+// kind of key set: a token served from the cache stops validating as soon
+// as the key set no longer returns its key, and is served from the cache
+// while it does.
+func TestKeySetRemovalEndsCachedTokens(t *testing.T) {
+	ctx := context.Background()
+	idp := keycloaktest.New(t, realm())
+	certs := func() *jwks.Set {
+		resp, err := idp.Client().Get(idp.JWKSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		if _, err := io.Copy(&b, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		s, err := jwks.Parse([]byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		// setup returns the key set and a function that removes kid from it.
+		setup func(t *testing.T, kid string) (keygate.KeySet, func())
+	}{
+		{"jwks.Source", func(t *testing.T, kid string) (keygate.KeySet, func()) {
+			src, err := jwks.NewSource(jwks.Config{URL: idp.JWKSURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { src.Close() })
+			if err := src.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return src, func() {
+				if _, err := idp.AddKey("RS256"); err != nil {
+					t.Fatal(err)
+				}
+				idp.RemoveKey(kid)
+				if err := src.Refresh(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"jwks.Set, swapped for one without the key", func(t *testing.T, kid string) (keygate.KeySet, func()) {
+			ks := &swappableKeys{}
+			ks.set.Store(certs())
+			return ks, func() { ks.set.Store(jwks.StaticSet()) }
+		}},
+		{"a key set that builds new Keys on each call", func(t *testing.T, kid string) (keygate.KeySet, func()) {
+			ks := &swappableKeys{}
+			ks.set.Store(certs())
+			return freshKeys{ks}, func() { ks.set.Store(jwks.StaticSet()) }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kid := idp.ActiveKeyID("RS256")
+			keys, remove := tt.setup(t, kid)
+			v, err := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := idp.MustMint(t, keycloaktest.Token{Client: "worker", KeyID: kid})
+			for range 2 {
+				if _, err := v.Verify(ctx, tok); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := v.CacheStats(); st.Hits != 1 {
+				t.Fatalf("CacheStats() = %+v; want the second Verify answered from the cache", st)
+			}
+			remove()
+			if _, err := v.Verify(ctx, tok); err == nil {
+				t.Error("a cached token still validates after its key left the key set")
+			}
+		})
 	}
 }

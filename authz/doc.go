@@ -1,14 +1,14 @@
 // Package authz decides what a verified caller may request, the way
-// Spring Security's authorizeHttpRequests with requestMatchers does:
-// ordered [Rules] map an HTTP method and a path pattern to a
+// Spring Security's authorizeHttpRequests with requestMatchers does: the
+// ordered rules of a [Config] map an HTTP method and a path pattern to a
 // [Requirement], such as a role, a scope or a claim. The first rule that
 // matches a request decides it; when none matches, the default does, and
-// the default of the zero [Rules] denies.
+// the default of the zero [Config] denies.
 //
 // Rules are compiled into a [Policy], which the middleware of package
 // httpauth consults for every request:
 //
-//	p, err := authz.Compile(authz.Rules{
+//	p, err := authz.Compile(authz.Config{
 //		Rules: []authz.Rule{
 //			{Path: "/health", Require: authz.PermitAll()},
 //			{Methods: []string{"GET"}, Path: "/orders/{id}", Require: authz.Scope("orders.read")},
@@ -67,7 +67,7 @@
 //   - Method case: methods match without regard to case, so a rule for
 //     DELETE covers delete and Delete, which many frameworks upper-case
 //     and route as DELETE.
-//   - Path case, opt-in: [Rules.CaseInsensitivePaths]
+//   - Path case, opt-in: [Config.CaseInsensitivePaths]
 //     (case_insensitive_paths: true in YAML) makes literal segments
 //     compare as strings.EqualFold does, so that /admin/** covers
 //     /ADMIN/x. Set it when the upstream routes paths case-insensitively
@@ -81,7 +81,7 @@
 // # YAML
 //
 // [ParseYAML] reads rules from a document like this one, and
-// [Rules.UnmarshalYAML] reads the same document as the value of a key of
+// [Config.UnmarshalYAML] reads the same document as the value of a key of
 // a larger configuration:
 //
 //	default: deny            # or: authenticated (or any requirement)

@@ -12,7 +12,7 @@ import (
 
 // Rules written in Go, as with Spring's authorizeHttpRequests.
 func Example() {
-	policy, err := authz.Compile(authz.Rules{
+	policy, err := authz.Compile(authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/health", Require: authz.PermitAll()},
 			{Methods: []string{"GET"}, Path: "/orders/{id}", Require: authz.Scope("orders.read")},
@@ -90,10 +90,10 @@ rules:
 
 // Rules is a field of a larger configuration, such as the keygate
 // binary's, decoded with the strictness of KnownFields.
-func ExampleRules_UnmarshalYAML() {
+func ExampleConfig_UnmarshalYAML() {
 	var cfg struct {
-		Listen string      `yaml:"listen"`
-		Rules  authz.Rules `yaml:"rules"`
+		Listen string       `yaml:"listen"`
+		Rules  authz.Config `yaml:"rules"`
 	}
 	dec := yaml.NewDecoder(strings.NewReader(`
 listen: :8080
@@ -121,7 +121,7 @@ rules:
 }
 
 func ExampleCompile_error() {
-	_, err := authz.Compile(authz.Rules{Rules: []authz.Rule{
+	_, err := authz.Compile(authz.Config{Rules: []authz.Rule{
 		{Path: "/health", Require: authz.PermitAll()},
 		{Path: "/api/*", Require: authz.Authenticated()},
 	}})
@@ -131,7 +131,7 @@ func ExampleCompile_error() {
 }
 
 func ExamplePolicy_Match() {
-	policy, err := authz.Compile(authz.Rules{Rules: []authz.Rule{
+	policy, err := authz.Compile(authz.Config{Rules: []authz.Rule{
 		{Path: "/api/**", Require: authz.Authenticated()},
 		{Path: "/files/{path...}", Require: authz.Role("reader")},
 		{Path: "/orders/{id}", Require: authz.Scope("orders.read")},
@@ -191,8 +191,8 @@ func ExampleRequirement_String() {
 // Path equivalence: a rule covers its path with a trailing slash unless
 // it is strict, methods match in any case, and CaseInsensitivePaths is
 // for upstreams that route /ADMIN as /admin.
-func ExampleRules_caseInsensitivePaths() {
-	policy, err := authz.Compile(authz.Rules{
+func ExampleConfig_caseInsensitivePaths() {
+	policy, err := authz.Compile(authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/settings", Require: authz.Role("admin")},
 			{Path: "/orders/{id}", Methods: []string{"DELETE"}, Require: authz.Role("admin")},

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Rule is one entry of [Rules]: the requests it covers, by method and
+// Rule is one entry of [Config.Rules]: the requests it covers, by method and
 // path, and what their callers must satisfy. It is Spring's
 // requestMatchers(method, pattern).access(requirement).
 type Rule struct {
@@ -41,13 +41,13 @@ type Rule struct {
 	StrictTrailingSlash bool
 }
 
-// Rules are ordered rules and a default, the source of a [Policy]. The
-// first rule that matches a request decides it; when none does, Default
-// does. The zero Rules denies every request.
+// Config is what a [Policy] is compiled from: ordered rules, a default and
+// how paths compare. The first rule that matches a request decides it;
+// when none does, Default does. The zero Config denies every request.
 //
-// Rules can be read from YAML (see [Rules.UnmarshalYAML]), on their own
+// A Config can be read from YAML (see [Config.UnmarshalYAML]), on its own
 // with [ParseYAML] or as a field of a larger configuration.
-type Rules struct {
+type Config struct {
 	// Rules are tried in order.
 	Rules []Rule
 
@@ -68,13 +68,13 @@ type Rules struct {
 	CaseInsensitivePaths bool
 }
 
-// Policy is compiled [Rules], ready to match requests. It is immutable
+// Policy is a compiled [Config], ready to match requests. It is immutable
 // and safe for concurrent use. A nil *Policy denies every request.
 type Policy struct {
 	rules []compiled
 	def   Requirement
-	fold  bool // Rules.CaseInsensitivePaths
-	src   Rules
+	fold  bool // Config.CaseInsensitivePaths
+	src   Config
 }
 
 type compiled struct {
@@ -88,12 +88,12 @@ type compiled struct {
 // pattern that is not valid, a method that is not one, a requirement that
 // names nothing (such as Role("") or AllOf()). Compile keeps no reference
 // to r's slices.
-func Compile(r Rules) (*Policy, error) {
+func Compile(r Config) (*Policy, error) {
 	p := &Policy{
 		rules: make([]compiled, 0, len(r.Rules)),
 		def:   r.Default,
 		fold:  r.CaseInsensitivePaths,
-		src:   Rules{Rules: make([]Rule, 0, len(r.Rules)), Default: r.Default, CaseInsensitivePaths: r.CaseInsensitivePaths},
+		src:   Config{Rules: make([]Rule, 0, len(r.Rules)), Default: r.Default, CaseInsensitivePaths: r.CaseInsensitivePaths},
 	}
 	for i, rule := range r.Rules {
 		pat, err := parsePattern(rule.Path)
@@ -125,7 +125,7 @@ func Compile(r Rules) (*Policy, error) {
 }
 
 // Match returns the requirement for a request, and the index in
-// [Rules.Rules] of the rule that supplied it, or -1 for the default.
+// [Config.Rules] of the rule that supplied it, or -1 for the default.
 // An empty method is GET, as in net/http. The method compares with the
 // rules' methods without regard to case.
 //
@@ -134,7 +134,7 @@ func Compile(r Rules) (*Policy, error) {
 // Match does no unescaping or cleaning of its own, and does not check
 // method or path; [github.com/keygate/keygate/httpauth.CheckTarget]
 // refuses the requests Match must not see. Segments compare byte for
-// byte, or without regard to case when [Rules.CaseInsensitivePaths] is
+// byte, or without regard to case when [Config.CaseInsensitivePaths] is
 // set, and one trailing slash is ignored unless the rule has
 // [Rule.StrictTrailingSlash]. A path that does not start with "/"
 // matches no rule.
@@ -183,12 +183,12 @@ func isUpper(s string) bool {
 	return true
 }
 
-// Rules returns the rules p was compiled from, with their methods
-// upper-cased and their paths as written. The result is a copy that the caller may modify. A nil
-// *Policy returns the zero Rules.
-func (p *Policy) Rules() Rules {
+// Config returns the Config p was compiled from, with the rules' methods
+// upper-cased and their paths as written. The result is a copy that the
+// caller may modify. A nil *Policy returns the zero Config.
+func (p *Policy) Config() Config {
 	if p == nil {
-		return Rules{}
+		return Config{}
 	}
 	r := p.src
 	r.Rules = slices.Clone(p.src.Rules)

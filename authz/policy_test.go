@@ -10,7 +10,7 @@ import (
 )
 
 // mustCompile compiles r or fails the test.
-func mustCompile(t testing.TB, r authz.Rules) *authz.Policy {
+func mustCompile(t testing.TB, r authz.Config) *authz.Policy {
 	t.Helper()
 	p, err := authz.Compile(r)
 	if err != nil {
@@ -93,7 +93,7 @@ func TestPatternMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+" "+tt.path, func(t *testing.T) {
-			p := mustCompile(t, authz.Rules{Rules: []authz.Rule{{Path: tt.pattern, Require: authz.PermitAll()}}})
+			p := mustCompile(t, authz.Config{Rules: []authz.Rule{{Path: tt.pattern, Require: authz.PermitAll()}}})
 			_, rule := p.Match("GET", tt.path)
 			if got := rule == 0; got != tt.want {
 				t.Errorf("pattern %q: Match(GET, %q) matched = %v; want %v", tt.pattern, tt.path, got, tt.want)
@@ -103,7 +103,7 @@ func TestPatternMatch(t *testing.T) {
 }
 
 func TestMatchMethods(t *testing.T) {
-	p := mustCompile(t, authz.Rules{Rules: []authz.Rule{
+	p := mustCompile(t, authz.Config{Rules: []authz.Rule{
 		{Methods: []string{"get"}, Path: "/r", Require: authz.Scope("read")},
 		{Methods: []string{"POST", "put", "POST"}, Path: "/r", Require: authz.Scope("write")},
 		{Methods: []string{"HEAD"}, Path: "/h", Require: authz.Scope("head")},
@@ -141,16 +141,16 @@ func TestMatchMethods(t *testing.T) {
 			}
 		})
 	}
-	if got := p.Rules().Rules[1].Methods; !slices.Equal(got, []string{"POST", "PUT"}) {
+	if got := p.Config().Rules[1].Methods; !slices.Equal(got, []string{"POST", "PUT"}) {
 		t.Errorf("Rules().Rules[1].Methods = %q; want [POST PUT]", got)
 	}
-	if got := p.Rules().Rules[0].Methods; !slices.Equal(got, []string{"GET"}) {
+	if got := p.Config().Rules[0].Methods; !slices.Equal(got, []string{"GET"}) {
 		t.Errorf("Rules().Rules[0].Methods = %q; want [GET] (HEAD is implied, not added)", got)
 	}
 }
 
 func TestMatchFirstWins(t *testing.T) {
-	p := mustCompile(t, authz.Rules{Rules: []authz.Rule{
+	p := mustCompile(t, authz.Config{Rules: []authz.Rule{
 		{Path: "/admin/public", Require: authz.PermitAll()},
 		{Path: "/admin/**", Require: authz.Role("admin")},
 		{Path: "/admin/reports", Require: authz.Role("reporter")}, // shadowed
@@ -183,13 +183,13 @@ func TestMatchDefault(t *testing.T) {
 	rules := []authz.Rule{{Path: "/public/**", Require: authz.PermitAll()}}
 	tests := []struct {
 		name string
-		r    authz.Rules
+		r    authz.Config
 		want string
 	}{
-		{"zero", authz.Rules{Rules: rules}, "denyAll"},
-		{"deny", authz.Rules{Rules: rules, Default: authz.DenyAll()}, "denyAll"},
-		{"authenticated", authz.Rules{Rules: rules, Default: authz.Authenticated()}, "authenticated"},
-		{"scope", authz.Rules{Rules: rules, Default: authz.Scope("api")}, `hasScope("api")`},
+		{"zero", authz.Config{Rules: rules}, "denyAll"},
+		{"deny", authz.Config{Rules: rules, Default: authz.DenyAll()}, "denyAll"},
+		{"authenticated", authz.Config{Rules: rules, Default: authz.Authenticated()}, "authenticated"},
+		{"scope", authz.Config{Rules: rules, Default: authz.Scope("api")}, `hasScope("api")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,19 +211,19 @@ func TestNilPolicy(t *testing.T) {
 	if rule != -1 || req.Allows(admin) {
 		t.Errorf("(*Policy)(nil).Match(GET, /) = %s, %d; want denyAll, -1", req, rule)
 	}
-	if r := p.Rules(); len(r.Rules) != 0 {
+	if r := p.Config(); len(r.Rules) != 0 {
 		t.Errorf("(*Policy)(nil).Rules() = %v; want none", r)
 	}
 }
 
 func TestPolicyRulesIsACopy(t *testing.T) {
 	methods := []string{"get"}
-	in := authz.Rules{Rules: []authz.Rule{{Methods: methods, Path: "/a", Require: authz.Role("admin")}}, Default: authz.Authenticated()}
+	in := authz.Config{Rules: []authz.Rule{{Methods: methods, Path: "/a", Require: authz.Role("admin")}}, Default: authz.Authenticated()}
 	p := mustCompile(t, in)
 	methods[0] = "DELETE"
 	in.Rules[0].Path = "/b"
 
-	r := p.Rules()
+	r := p.Config()
 	if got := r.Rules[0]; got.Path != "/a" || !slices.Equal(got.Methods, []string{"GET"}) || got.Require.String() != `hasRole("admin")` {
 		t.Errorf("Rules().Rules[0] = %+v; want GET /a hasRole(admin)", got)
 	}
@@ -232,7 +232,7 @@ func TestPolicyRulesIsACopy(t *testing.T) {
 	}
 	r.Rules[0].Methods[0] = "PUT"
 	r.Rules[0].Path = "/c"
-	if got := p.Rules().Rules[0]; got.Path != "/a" || got.Methods[0] != "GET" {
+	if got := p.Config().Rules[0]; got.Path != "/a" || got.Methods[0] != "GET" {
 		t.Errorf("Rules().Rules[0] = %+v after changing an earlier result; want GET /a", got)
 	}
 	if _, rule := p.Match("GET", "/a"); rule != 0 {
@@ -283,7 +283,7 @@ func TestCompileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := authz.Compile(authz.Rules{Rules: []authz.Rule{
+			_, err := authz.Compile(authz.Config{Rules: []authz.Rule{
 				{Path: "/ok", Require: authz.PermitAll()},
 				{Path: "/ok", Require: authz.PermitAll()}, // duplicates are fine
 				tt.rule,
@@ -312,15 +312,15 @@ func TestCompileAccepts(t *testing.T) {
 		{Path: "/api/**/"},
 		{Path: "/files/{p...}/"},
 	} {
-		if _, err := authz.Compile(authz.Rules{Rules: []authz.Rule{r}}); err != nil {
+		if _, err := authz.Compile(authz.Config{Rules: []authz.Rule{r}}); err != nil {
 			t.Errorf("Compile(%q %q) = %v; want nil", r.Methods, r.Path, err)
 		}
 	}
 }
 
 // benchRules is a realistic rule set, ending in a catch-all.
-func benchRules() authz.Rules {
-	return authz.Rules{
+func benchRules() authz.Config {
+	return authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/health", Require: authz.PermitAll()},
 			{Path: "/public/**", Require: authz.PermitAll()},

@@ -304,14 +304,14 @@ func TestCompileRequirementErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.req.String(), func(t *testing.T) {
-			_, err := authz.Compile(authz.Rules{Rules: []authz.Rule{
+			_, err := authz.Compile(authz.Config{Rules: []authz.Rule{
 				{Path: "/ok", Require: authz.PermitAll()},
 				{Path: "/x", Require: tt.req},
 			}})
 			if err == nil || !strings.Contains(err.Error(), "authz: rule 1 (/x): ") || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Compile(rule 1 requiring %s) = %v; want an error about rule 1 containing %q", tt.req, err, tt.want)
 			}
-			_, err = authz.Compile(authz.Rules{Default: tt.req})
+			_, err = authz.Compile(authz.Config{Default: tt.req})
 			if err == nil || !strings.HasPrefix(err.Error(), "authz: default: ") {
 				t.Errorf("Compile(default %s) = %v; want an error about the default", tt.req, err)
 			}

@@ -60,7 +60,7 @@ func TestTrailingSlash(t *testing.T) {
 		{"/files/{p...}", true, "/files/", true},
 	}
 	for _, tt := range tests {
-		p := mustCompile(t, authz.Rules{Rules: []authz.Rule{{Path: tt.pattern, StrictTrailingSlash: tt.strict, Require: authz.PermitAll()}}})
+		p := mustCompile(t, authz.Config{Rules: []authz.Rule{{Path: tt.pattern, StrictTrailingSlash: tt.strict, Require: authz.PermitAll()}}})
 		if _, rule := p.Match("GET", tt.path); (rule == 0) != tt.want {
 			t.Errorf("pattern %q (strict %v): Match(GET, %q) matched = %v; want %v", tt.pattern, tt.strict, tt.path, rule == 0, tt.want)
 		}
@@ -70,8 +70,8 @@ func TestTrailingSlash(t *testing.T) {
 // TestTrailingSlashFallsThrough shows what the strict opt-out risks: /x/
 // goes to the next rule that matches it.
 func TestTrailingSlashFallsThrough(t *testing.T) {
-	rules := func(strict bool) authz.Rules {
-		return authz.Rules{Rules: []authz.Rule{
+	rules := func(strict bool) authz.Config {
+		return authz.Config{Rules: []authz.Rule{
 			{Path: "/settings", StrictTrailingSlash: strict, Require: authz.Role("admin")},
 			{Path: "/**", Require: authz.Authenticated()},
 		}}
@@ -87,7 +87,7 @@ func TestTrailingSlashFallsThrough(t *testing.T) {
 // TestTrailingSlashOrder pins down that the first rule covering /x/
 // decides it, now that /x covers /x/.
 func TestTrailingSlashOrder(t *testing.T) {
-	p := mustCompile(t, authz.Rules{Rules: []authz.Rule{
+	p := mustCompile(t, authz.Config{Rules: []authz.Rule{
 		{Path: "/docs", Require: authz.PermitAll()},
 		{Path: "/docs/**", Require: authz.Role("admin")},
 	}})
@@ -139,7 +139,7 @@ func TestCaseInsensitivePaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, fold := range []bool{false, true} {
-			p := mustCompile(t, authz.Rules{Rules: rules, CaseInsensitivePaths: fold})
+			p := mustCompile(t, authz.Config{Rules: rules, CaseInsensitivePaths: fold})
 			want := tt.sensitive
 			if fold {
 				want = tt.folded
@@ -153,7 +153,7 @@ func TestCaseInsensitivePaths(t *testing.T) {
 
 func TestMatchMethodCase(t *testing.T) {
 	// Issue #7 point 3: alice's delete /orders/7 must meet the admin rule.
-	p := mustCompile(t, authz.Rules{
+	p := mustCompile(t, authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/orders/{id}", Methods: []string{"DELETE"}, Require: authz.Role("admin")},
 			{Path: "/orders/{id}", Methods: []string{"GET"}, Require: authz.Scope("orders.read")},
@@ -186,14 +186,14 @@ func TestMatchMethodCase(t *testing.T) {
 }
 
 func TestSeamOptionsRoundTrip(t *testing.T) {
-	in := authz.Rules{
+	in := authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/a/", StrictTrailingSlash: true, Require: authz.PermitAll()},
 			{Path: "/b", Require: authz.PermitAll()},
 		},
 		CaseInsensitivePaths: true,
 	}
-	r := mustCompile(t, in).Rules()
+	r := mustCompile(t, in).Config()
 	if !r.CaseInsensitivePaths || !r.Rules[0].StrictTrailingSlash || r.Rules[1].StrictTrailingSlash || r.Rules[0].Path != "/a/" {
 		t.Errorf("Rules() = %+v; want the options and the paths as given", r)
 	}
@@ -216,7 +216,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := p.Rules()
+	r := p.Config()
 	if !r.CaseInsensitivePaths || !r.Rules[0].StrictTrailingSlash || r.Rules[1].StrictTrailingSlash {
 		t.Errorf("Rules() = %+v; want case_insensitive_paths and the first rule strict", r)
 	}

@@ -11,7 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ParseYAML reads [Rules] from a YAML document, described in the package
+// ParseYAML reads [Config] from a YAML document, described in the package
 // documentation, and compiles them. Errors name the line at fault.
 func ParseYAML(data []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -36,7 +36,7 @@ func ParseYAML(data []byte) (*Policy, error) {
 	if isNull(resolve(n)) {
 		return nil, errAt(n, "the YAML document is empty")
 	}
-	var r Rules
+	var r Config
 	if err := r.UnmarshalYAML(n); err != nil {
 		return nil, err
 	}
@@ -52,9 +52,9 @@ func ParseYAML(data []byte) (*Policy, error) {
 // repeated keys, missing paths or requirements, values of the wrong
 // type. Its errors name the line at fault and, when it can tell, what was
 // meant. On error, r is left unchanged.
-func (r *Rules) UnmarshalYAML(n *yaml.Node) error {
+func (r *Config) UnmarshalYAML(n *yaml.Node) error {
 	n = resolve(n)
-	var out Rules
+	var out Config
 	switch n.Kind {
 	case yaml.SequenceNode:
 		rules, err := decodeRules(n)
@@ -75,6 +75,8 @@ func (r *Rules) UnmarshalYAML(n *yaml.Node) error {
 				out.Rules, err = decodeRules(f.val)
 			case "case_insensitive_paths":
 				out.CaseInsensitivePaths, err = decodeBool(f.val, "case_insensitive_paths")
+			case "access":
+				err = errAt(f.key, "unknown key \"access\": this is the content of keygate.yaml's access: block (default, rules, case_insensitive_paths), without the access: key")
 			default:
 				err = unknownKey(f.key, "key", []string{"default", "rules", "case_insensitive_paths"}, rulesAliases, "a rules document holds default, rules and case_insensitive_paths")
 			}
@@ -431,7 +433,7 @@ func unknownKey(k *yaml.Node, what string, keys []string, aliases func(string) [
 }
 
 // LineError is a problem in a YAML rules document, at a line. Tools that
-// embed [Rules] in a larger document read Line and Msg with errors.As.
+// embed [Config] in a larger document read Line and Msg with errors.As.
 type LineError struct {
 	// Line is the 1-based line of the node at fault.
 	Line int

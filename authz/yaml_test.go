@@ -92,7 +92,7 @@ func TestParseYAML(t *testing.T) {
 		{nil, "/anchored", authz.AnyRole("admin")},
 		{nil, "/aliased", authz.AnyRole("admin")},
 	}
-	r := p.Rules()
+	r := p.Config()
 	if len(r.Rules) != len(want) {
 		t.Fatalf("ParseYAML(full document) has %d rules; want %d", len(r.Rules), len(want))
 	}
@@ -143,7 +143,7 @@ func TestParseYAMLForms(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseYAML(%q) = %v", tt.doc, err)
 			}
-			r := p.Rules()
+			r := p.Config()
 			if len(r.Rules) != tt.wantRules || r.Default.String() != tt.wantDefault {
 				t.Errorf("ParseYAML(%q) = %d rules, default %s; want %d rules, default %s", tt.doc, len(r.Rules), r.Default, tt.wantRules, tt.wantDefault)
 			}
@@ -222,6 +222,7 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"typo", "rules:\n  - path: /a\n    require: {scpoe: a}\n", 3, `unknown requirement "scpoe"; did you mean "scope"?`},
 		{"unknown key", "rules:\n  - path: /a\n    require: {banana: a}\n", 3, `unknown requirement "banana"; use one of permit_all, authenticated, deny, role, any_role`},
 		{"client_role scalar", "rules:\n  - path: /a\n    require: {client_role: writer}\n", 3, "client_role takes a mapping, as in client_role: {client: orders-api, role: writer}"},
+		{"keygate.yaml's access block", "access:\n  default: deny\n", 1, `unknown key "access": this is the content of keygate.yaml's access: block`},
 		{"client_role no client", "rules:\n  - path: /a\n    require: {client_role: {role: writer}}\n", 3, `client_role has no "client"`},
 		{"client_role no role", "rules:\n  - path: /a\n    require:\n      client_role:\n        client: c\n", 5, `client_role has no "role"`},
 		{"client_role unknown key", "rules:\n  - path: /a\n    require: {client_role: {client_id: c, role: r}}\n", 3, `unknown client_role key "client_id"; did you mean "client"?`},
@@ -250,7 +251,7 @@ func TestParseYAMLErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := authz.ParseYAML([]byte(tt.doc))
 			if err == nil {
-				t.Fatalf("ParseYAML(%q) = %v, nil; want an error containing %q", tt.doc, p.Rules(), tt.want)
+				t.Fatalf("ParseYAML(%q) = %v, nil; want an error containing %q", tt.doc, p.Config(), tt.want)
 			}
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "authz: ") || !strings.Contains(msg, tt.want) {
@@ -267,8 +268,8 @@ func TestParseYAMLErrors(t *testing.T) {
 
 // config is a larger configuration holding rules, as the keygate binary's.
 type config struct {
-	Listen string      `yaml:"listen"`
-	Rules  authz.Rules `yaml:"rules"`
+	Listen string       `yaml:"listen"`
+	Rules  authz.Config `yaml:"rules"`
 }
 
 func decodeConfig(doc string) (config, error) {
@@ -350,7 +351,7 @@ func TestRulesEmbeddedErrors(t *testing.T) {
 }
 
 func TestRulesUnmarshalYAMLLeavesRulesOnError(t *testing.T) {
-	r := authz.Rules{Default: authz.Authenticated()}
+	r := authz.Config{Default: authz.Authenticated()}
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte("default: nope\n"), &n); err != nil {
 		t.Fatal(err)
@@ -369,7 +370,7 @@ func TestParseYAMLMatchesCompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromGo := mustCompile(t, fromYAML.Rules())
+	fromGo := mustCompile(t, fromYAML.Config())
 	var b bytes.Buffer
 	for _, path := range []string{"/public/x", "/orders/1", "/orders/1/x", "/admin", "/staff/x", "/nowhere", "/auth/x"} {
 		for _, m := range []string{"GET", "HEAD", "POST", "DELETE"} {

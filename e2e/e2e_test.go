@@ -248,7 +248,7 @@ func testRefusals(t *testing.T, _ *suite) {
 // real HTTP on loopback.
 func testMiddleware(t *testing.T, _ *suite) {
 	src := newSource(t, jwks.Config{})
-	policy, err := authz.Compile(authz.Rules{
+	policy, err := authz.Compile(authz.Config{
 		Rules: []authz.Rule{
 			{Methods: []string{"GET"}, Path: "/orders/**", Require: authz.ClientRole("orders-api", "reader")},
 			{Methods: []string{"POST"}, Path: "/orders/**", Require: authz.ClientRole("orders-api", "writer")},

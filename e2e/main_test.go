@@ -16,8 +16,10 @@ import (
 	"time"
 )
 
-// kc is the Keycloak under test, read from the environment that
-// scripts/keycloak.sh env prints (variables already set win).
+// kc is the Keycloak under test, read from what scripts/keycloak.sh env
+// prints for this run's state dir. KEYCLOAK_* variables of the caller's
+// environment are ignored: the tests trust only the Keycloak this run
+// launched.
 var kc struct {
 	URL, Realm, Issuer, TokenURL, JWKSURL string
 	OtherIssuer                           string
@@ -27,12 +29,20 @@ var kc struct {
 // script is the absolute path of scripts/keycloak.sh.
 var script string
 
-// TestMain makes sure a Keycloak is running before any test: it uses the
-// one at KEYCLOAK_URL when it answers (make e2e starts it first), and
-// starts one with scripts/keycloak.sh otherwise. It never skips: when no
+// stateEnv names the run's state dir for scripts/keycloak.sh: the pid,
+// ports, home and log of the Keycloak this run launched.
+const stateEnv = "KEYGATE_KEYCLOAK_STATE"
+
+// TestMain makes sure this run's Keycloak is running before any test. A
+// run is a state dir of scripts/keycloak.sh: make e2e makes one, starts
+// Keycloak in it and passes it in KEYGATE_KEYCLOAK_STATE; without it,
+// TestMain makes its own and starts Keycloak there. Either way it uses a
+// Keycloak only when scripts/keycloak.sh status says it is the process
+// the run launched, serving the run's ports. It never skips: when no
 // Keycloak can be had, the run fails, in CI and outside it. At the end it
 // stops Keycloak (the suite rotated its keys and restarted it, so it is
-// of no further use), unless KEYGATE_E2E_KEEP_KEYCLOAK=1.
+// of no further use) and deletes a state dir it made, unless
+// KEYGATE_E2E_KEEP_KEYCLOAK=1.
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -47,68 +57,78 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: FAIL: cannot find scripts/keycloak.sh: %v\n", err)
 		return 1
 	}
-	if err := loadEnv(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: FAIL: %v\n", err)
-		return 1
+	made := false
+	if os.Getenv(stateEnv) == "" {
+		out, err := exec.Command(script, "new").Output()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: FAIL: scripts/keycloak.sh new: %v\n", err)
+			return 1
+		}
+		os.Setenv(stateEnv, strings.TrimSpace(string(out)))
+		made = true
 	}
 	if os.Getenv("KEYGATE_E2E_KEEP_KEYCLOAK") != "1" {
 		defer func() {
-			if err := keycloakScript("stop"); err != nil {
-				fmt.Fprintf(os.Stderr, "e2e: scripts/keycloak.sh stop: %v\n", err)
+			cmd := "stop"
+			if made {
+				cmd = "clean"
+			}
+			if err := keycloakScript(cmd); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: scripts/keycloak.sh %s: %v\n", cmd, err)
 			}
 		}()
+	} else {
+		defer fmt.Fprintf(os.Stderr, "e2e: Keycloak kept running: export %s=%s\n", stateEnv, os.Getenv(stateEnv))
 	}
-	if !keycloakReady() {
-		fmt.Fprintf(os.Stderr, "e2e: no Keycloak answers at %s; starting one with scripts/keycloak.sh start\n", kc.URL)
+	if !keycloakManaged() {
+		fmt.Fprintf(os.Stderr, "e2e: this run's Keycloak (%s=%s) is not running; starting it with scripts/keycloak.sh start\n",
+			stateEnv, os.Getenv(stateEnv))
 		t0 := time.Now()
 		if err := keycloakScript("start"); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: FAIL: cannot start Keycloak (%v); the e2e tier needs a real Keycloak and does not skip\n", err)
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "e2e: Keycloak %s started in %v\n", kc.Version, time.Since(t0).Round(time.Second))
+		fmt.Fprintf(os.Stderr, "e2e: Keycloak started in %v\n", time.Since(t0).Round(time.Second))
 	}
-	if !keycloakReady() {
-		fmt.Fprintf(os.Stderr, "e2e: FAIL: Keycloak at %s is not ready\n", kc.URL)
+	if err := loadEnv(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %v\n", err)
+		return 1
+	}
+	if !keycloakManaged() || !keycloakReady() {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: this run's Keycloak at %s is not ready\n", kc.URL)
 		return 1
 	}
 	return m.Run()
 }
 
-// loadEnv fills kc from the environment, taking what is unset from
-// scripts/keycloak.sh env.
+// loadEnv fills kc from scripts/keycloak.sh env.
 func loadEnv() error {
 	out, err := exec.Command(script, "env").Output()
 	if err != nil {
 		return fmt.Errorf("scripts/keycloak.sh env: %w", err)
 	}
-	defaults := map[string]string{}
+	env := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
 		if ok {
-			defaults[k] = v
+			env[k] = v
 		}
 	}
-	get := func(k string) string {
-		if v := os.Getenv(k); v != "" {
-			return v
-		}
-		return defaults[k]
-	}
-	kc.URL = strings.TrimSuffix(get("KEYCLOAK_URL"), "/")
-	kc.Realm = get("KEYCLOAK_REALM")
-	kc.Issuer = get("KEYCLOAK_ISSUER")
-	kc.TokenURL = get("KEYCLOAK_TOKEN_URL")
-	kc.JWKSURL = get("KEYCLOAK_JWKS_URL")
-	kc.OtherIssuer = get("KEYCLOAK_OTHER_ISSUER")
-	kc.AdminUser = get("KEYCLOAK_ADMIN_USERNAME")
-	kc.AdminPassword = get("KEYCLOAK_ADMIN_PASSWORD")
-	kc.Version = get("KEYCLOAK_VERSION")
+	kc.URL = strings.TrimSuffix(env["KEYCLOAK_URL"], "/")
+	kc.Realm = env["KEYCLOAK_REALM"]
+	kc.Issuer = env["KEYCLOAK_ISSUER"]
+	kc.TokenURL = env["KEYCLOAK_TOKEN_URL"]
+	kc.JWKSURL = env["KEYCLOAK_JWKS_URL"]
+	kc.OtherIssuer = env["KEYCLOAK_OTHER_ISSUER"]
+	kc.AdminUser = env["KEYCLOAK_ADMIN_USERNAME"]
+	kc.AdminPassword = env["KEYCLOAK_ADMIN_PASSWORD"]
+	kc.Version = env["KEYCLOAK_VERSION"]
 	for k, v := range map[string]string{"KEYCLOAK_URL": kc.URL, "KEYCLOAK_REALM": kc.Realm, "KEYCLOAK_ISSUER": kc.Issuer,
 		"KEYCLOAK_TOKEN_URL": kc.TokenURL, "KEYCLOAK_JWKS_URL": kc.JWKSURL, "KEYCLOAK_OTHER_ISSUER": kc.OtherIssuer,
 		"KEYCLOAK_ADMIN_USERNAME": kc.AdminUser, "KEYCLOAK_ADMIN_PASSWORD": kc.AdminPassword} {
 		if v == "" {
-			return fmt.Errorf("%s is not set and scripts/keycloak.sh env does not print it", k)
+			return fmt.Errorf("scripts/keycloak.sh env does not print %s", k)
 		}
 	}
 	return nil
@@ -134,16 +154,17 @@ func keycloakReady() bool {
 // keycloakScript runs scripts/keycloak.sh with args, its output going to
 // stderr (visible in go test -v).
 func keycloakScript(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
 }
 
-// keycloakManaged reports whether the Keycloak under test is the one
-// scripts/keycloak.sh runs (status exit code 0), which the outage test
-// can stop and start.
+// keycloakManaged reports whether this run's Keycloak is running and
+// ready, and the processes serving its ports are the ones the run launched
+// (scripts/keycloak.sh status exits 0). The outage test stops and starts
+// it.
 func keycloakManaged() bool {
 	cmd := exec.Command(script, "status")
 	return cmd.Run() == nil

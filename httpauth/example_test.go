@@ -37,7 +37,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	policy, err := authz.Compile(authz.Rules{
+	policy, err := authz.Compile(authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/public/**", Require: authz.PermitAll()},
 			{Path: "/admin/**", Require: authz.Role("admin")},

@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := authz.Compile(authz.Rules{Rules: []authz.Rule{
+	policy, err := authz.Compile(authz.Config{Rules: []authz.Rule{
 		{Path: "/public/**", Require: authz.PermitAll()},
 		{Path: "/api/**", Require: authz.Role("user")},
 		{Path: "/admin/**", Require: authz.Role("admin")},

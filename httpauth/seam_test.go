@@ -193,8 +193,8 @@ func TestCheckTargetURLShapes(t *testing.T) {
 }
 
 // seamRules are the rules of issue #7.
-func seamRules(fold bool) authz.Rules {
-	return authz.Rules{
+func seamRules(fold bool) authz.Config {
+	return authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/public/**", Require: authz.PermitAll()},
 			{Path: "/orders/{id}", Methods: []string{"DELETE"}, Require: authz.Role("admin")},

@@ -347,7 +347,7 @@ const maxKidLen = 64
 // quoteKid quotes kid for an error message, cut to maxKidLen bytes.
 func quoteKid(kid string) string {
 	if len(kid) > maxKidLen {
-		return strconv.Quote(kid[:maxKidLen]) + "..."
+		return strconv.Quote(kid[:maxKidLen]) + "... (" + strconv.Itoa(len(kid)) + " bytes)"
 	}
 	return strconv.Quote(kid)
 }

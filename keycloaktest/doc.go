@@ -26,7 +26,23 @@
 // inject faults per endpoint ([Server.SetFault]) and count requests
 // ([Server.Requests]).
 //
-// The package uses only the standard library and is meant for tests and
-// local development; it performs no real user management and none of its
-// secrets are protected.
+// A handler test needs the issuer, a key source and verifier against it,
+// and a request with a minted token (TestDocHandlerTest in
+// example_test.go runs these lines):
+//
+//	idp := keycloaktest.New(t, keycloaktest.Config{Clients: []keycloaktest.Client{{ID: "orders-api", Audiences: []string{"orders-api"}}}})
+//	keys, _ := jwks.NewSource(jwks.Config{Issuer: idp.Issuer()})
+//	keys.Refresh(t.Context())
+//	v, _ := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: keys})
+//	auth, _ := httpauth.New(httpauth.Config{Verifier: v})
+//	req := httptest.NewRequest("GET", "/orders", nil)
+//	req.Header.Set("Authorization", "Bearer "+idp.MustMint(t, keycloaktest.Token{}))
+//	rec := httptest.NewRecorder()
+//	auth.Wrap(orders).ServeHTTP(rec, req) // rec.Code is orders' answer, or 401
+//
+// The package uses only the standard library, not even the testing
+// package ([New] and [Server.MustMint] take a [TB]), so that the keygate
+// dev command embeds the same issuer without linking testing. It is meant
+// for tests and local development; it performs no real user management
+// and none of its secrets are protected.
 package keycloaktest

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -146,7 +145,7 @@ type User struct {
 // A Server is a Keycloak-compatible issuer listening on a local address.
 // All methods are safe for concurrent use, including while it serves
 // requests. The creator calls [Server.Close] when done ([New] arranges
-// that through testing.TB.Cleanup).
+// that through tb.Cleanup).
 type Server struct {
 	cfg     Config
 	clients map[string]*Client
@@ -230,19 +229,6 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// New returns a started Server for cfg and registers its Close with
-// tb.Cleanup. It stops the test with tb.Fatal if the server cannot be
-// created.
-func New(tb testing.TB, cfg Config) *Server {
-	tb.Helper()
-	s, err := NewServer(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Close)
-	return s
 }
 
 // Start starts serving. It returns an error if the server was already
@@ -427,4 +413,27 @@ func (s *Server) algFor(c *Client) string {
 		return c.Algorithm
 	}
 	return s.cfg.Algorithm
+}
+
+// TB is the part of [testing.TB] that [New] and [Server.MustMint] use.
+// Every *testing.T, *testing.B and *testing.F is one. The package declares
+// it rather than importing testing, so that the keygate dev command can
+// embed the issuer without linking the testing package.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
+// New returns a started Server for cfg and registers its Close with
+// tb.Cleanup. It stops the test with tb.Fatal if the server cannot be
+// created.
+func New(tb TB, cfg Config) *Server {
+	tb.Helper()
+	s, err := NewServer(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
 }

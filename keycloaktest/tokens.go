@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -158,7 +157,7 @@ func (s *Server) MintToken(t Token) (string, error) {
 
 // MustMint is like [Server.MintToken] but stops the test with tb.Fatal on
 // error.
-func (s *Server) MustMint(tb testing.TB, t Token) string {
+func (s *Server) MustMint(tb TB, t Token) string {
 	tb.Helper()
 	tok, err := s.MintToken(t)
 	if err != nil {

@@ -76,7 +76,7 @@ func main() {
 upstream: http://%s
 issuer: %s
 audiences: [bench-api]
-rules:
+access:
   default: authenticated
 log:
   level: error

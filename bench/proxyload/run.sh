@@ -2,20 +2,28 @@
 # make bench-proxy: wrk on loopback through the keygate proxy and through a
 # bare httputil.ReverseProxy to the same upstream (BENCHMARKS.md).
 #
-#   DURATION (default 15s), CONNECTIONS (32), THREADS (2), RUNS (3)
+#   DURATION (default 15s), CONNECTIONS (32), THREADS (1), RUNS (3)
+#   BASELINE_REV: also build keygate at this git revision and measure it in
+#   the same rounds (e.g. BASELINE_REV=138450f), to see what a change cost.
 #   MAX_LOAD (1.0): wait until the 1-minute load average is below this
 #   before measuring, for at most LOAD_WAIT seconds (900); empty: no wait.
 #
-# Each round runs the three cases in turn, so that a load that drifts
-# during the runs affects every case alike.
+# Where taskset exists and there are at least 2 cores, each proxy under
+# test runs alone on core 1 and everything else (wrk, the upstream, the
+# issuer) on core 0, so that the load generator does not hide what the
+# proxy costs. CPU per request is the proxy process's user+system time
+# (/proc/PID/stat) over the requests wrk completed.
+#
+# Each round runs every case in turn, so that a load that drifts during
+# the runs affects every case alike.
 #
 # Everything listens on 127.0.0.1 and is stopped on exit. wrk is installed
 # from Debian's packages when missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 GO="${GO:-go}"
-DURATION="${DURATION:-15s}" CONNECTIONS="${CONNECTIONS:-32}" THREADS="${THREADS:-2}" RUNS="${RUNS:-3}"
-MAX_LOAD="${MAX_LOAD-1.0}" LOAD_WAIT="${LOAD_WAIT:-900}"
+DURATION="${DURATION:-15s}" CONNECTIONS="${CONNECTIONS:-32}" THREADS="${THREADS:-1}" RUNS="${RUNS:-3}"
+MAX_LOAD="${MAX_LOAD-1.0}" LOAD_WAIT="${LOAD_WAIT:-900}" BASELINE_REV="${BASELINE_REV:-}"
 
 if ! command -v wrk >/dev/null 2>&1; then
   sudo=(); [ "$(id -u)" -ne 0 ] && sudo=(sudo)
@@ -23,56 +31,90 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq wrk >/dev/null
 fi
 
+# Pinning: the proxy under test on core 1, the rest on core 0.
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+  on_test=(taskset -c 1) on_load=(taskset -c 0) pinned="proxy on core 1; wrk, upstream, issuer on core 0"
+else
+  on_test=() on_load=() pinned="not pinned (no taskset or 1 core): wrk shares the proxy's cores"
+fi
+
 work="$(mktemp -d)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$BASELINE_REV" ]; then git -C "$root" worktree remove --force "$work/base" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 (cd "$root" && "$GO" build -o "$work/keygate" ./cmd/keygate)
 (cd "$root/bench" && "$GO" build -o "$work/proxyload" ./proxyload)
+if [ -n "$BASELINE_REV" ]; then
+  git -C "$root" worktree add -q --detach "$work/base" "$BASELINE_REV"
+  (cd "$work/base" && "$GO" build -o "$work/keygate-base" ./cmd/keygate)
+fi
 
-"$work/proxyload" -dir "$work" >"$work/env" 2>"$work/proxyload.log" &
+"${on_load[@]}" "$work/proxyload" -dir "$work" >"$work/env" 2>"$work/proxyload.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/env" ] && grep -q ISSUER "$work/env" && break; sleep 0.2; done
 # shellcheck disable=SC1091
 . "$work/env"
-"$work/proxyload" -bare "$UPSTREAM" >"$work/bare.env" 2>"$work/bare.log" &
+"${on_test[@]}" "$work/proxyload" -bare "$UPSTREAM" >"$work/bare.env" 2>"$work/bare.log" &
+bare_pid=$!
 pids+=($!)
 for _ in $(seq 100); do grep -q BARE "$work/bare.env" && break; sleep 0.1; done
 # shellcheck disable=SC1091
 . "$work/bare.env"
-"$work/keygate" serve --config "$work/keygate.yaml" 2>"$work/keygate.log" &
+"${on_test[@]}" "$work/keygate" serve --config "$work/keygate.yaml" 2>"$work/keygate.log" &
+keygate_pid=$!
 pids+=($!)
-token="$(cat "$work/token.txt")"
-ready=0
-for _ in $(seq 100); do
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://$KEYGATE/api/x")" = 200 ]; then
-    ready=1; break
-  fi
-  sleep 0.2
-done
-if ((!ready)); then
-  echo "bench-proxy: keygate does not answer 200 on $KEYGATE" >&2
-  cat "$work/proxyload.log" "$work/keygate.log" >&2
-  exit 1
+if [ -n "$BASELINE_REV" ]; then
+  BASE="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  sed "s/^listen: .*/listen: $BASE/" "$work/keygate.yaml" >"$work/keygate-base.yaml"
+  "${on_test[@]}" "$work/keygate-base" serve --config "$work/keygate-base.yaml" 2>"$work/keygate-base.log" &
+  base_pid=$!
+  pids+=($!)
 fi
+token="$(cat "$work/token.txt")"
 
-# bench NAME RUN URL [wrk args...]: one wrk run; prints one line.
+# ready ADDR PID: the server on ADDR answers 200 to the token, and it is
+# the process we started (it still runs).
+ready() {
+  for _ in $(seq 100); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://$1/api/x")" = 200 ] && kill -0 "$2"; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "bench-proxy: $1 does not answer 200" >&2
+  cat "$work"/*.log >&2
+  exit 1
+}
+ready "$KEYGATE" "$keygate_pid"
+ready "$BARE" "$bare_pid"
+if [ -n "$BASELINE_REV" ]; then ready "$BASE" "$base_pid"; fi
+
+# cpu PID: user+system clock ticks the process has used.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz="$(getconf CLK_TCK)"
+
+# bench NAME RUN PID URL [wrk args...]: one wrk run; prints one line.
 bench() {
-  local name=$1 r=$2 url=$3; shift 3
-  out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")"
+  local name=$1 r=$2 pid=$3 url=$4; shift 4
+  local c0 c1 out
+  c0="$(cpu "$pid")"
+  out="$("${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")"
+  c1="$(cpu "$pid")"
   rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
+  n="$(awk '/requests in/ {print $1}' <<<"$out")"
   p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
-  p90="$(awk '$1=="90%" {print $2}' <<<"$out")"
   p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
   non2xx="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
   errors="$(awk '/Socket errors/ {$1=$2=""; print}' <<<"$out")"
-  printf '%-26s run %s  %10s req/s  p50 %-8s p90 %-8s p99 %-8s non-2xx %s%s\n' \
-    "$name" "$r" "$rps" "$p50" "$p90" "$p99" "${non2xx:-0}" "${errors:+  socket errors:$errors}"
+  cpu_us="$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
+  printf '%-32s run %s  %10s req/s  %6s µs CPU/req  p50 %-8s p99 %-8s non-2xx %s%s\n' \
+    "$name" "$r" "$rps" "$cpu_us" "$p50" "$p99" "${non2xx:-0}" "${errors:+  socket errors:$errors}"
 }
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -88,10 +130,14 @@ if [ -n "$MAX_LOAD" ]; then
   done
 fi
 
-echo "== $(date -u +%FT%TZ)  wrk -t$THREADS -c$CONNECTIONS -d$DURATION  load: $(cut -d' ' -f1-3 /proc/loadavg)  $(nproc) cores shared by wrk, proxies, upstream, issuer"
+echo "== $(date -u +%FT%TZ)  $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')  wrk -t$THREADS -c$CONNECTIONS -d$DURATION  load: $(cut -d' ' -f1-3 /proc/loadavg)  $pinned"
 for r in $(seq "$RUNS"); do
-  bench "bare ReverseProxy" "$r" "http://$BARE/api/x"
-  bench "keygate, repeated token" "$r" "http://$KEYGATE/api/x" -H "Authorization: Bearer $token"
-  TOKENS="$work/tokens.txt" bench "keygate, 2000 tokens" "$r" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  bench "bare ReverseProxy" "$r" "$bare_pid" "http://$BARE/api/x"
+  bench "keygate, repeated token" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -H "Authorization: Bearer $token"
+  TOKENS="$work/tokens.txt" bench "keygate, 2000 tokens" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  if [ -n "$BASELINE_REV" ]; then
+    bench "keygate@$BASELINE_REV, repeated" "$r" "$base_pid" "http://$BASE/api/x" -H "Authorization: Bearer $token"
+    TOKENS="$work/tokens.txt" bench "keygate@$BASELINE_REV, 2000 tokens" "$r" "$base_pid" "http://$BASE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  fi
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -50,7 +50,7 @@ func TestExhaustion(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	k := startKeygateWith(t, idp, fmt.Sprintf(`upstream: %s
-rules:
+access:
   default: authenticated
   rules:
     - {path: /public/**, require: permit_all}

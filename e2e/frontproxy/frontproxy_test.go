@@ -158,7 +158,7 @@ func newStack(t *testing.T) *stack {
 		json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
 	}))
 	t.Cleanup(up.Close)
-	k := startKeygate(t, idp, `rules:
+	k := startKeygate(t, idp, `access:
   default: deny
   rules:
     - {path: /public/**, require: permit_all}

@@ -170,7 +170,7 @@ func TestSeam(t *testing.T) {
 		t.Run(up.name, func(t *testing.T) {
 			appAddr := freeAddr(t)
 			up.start(t, appAddr)
-			rules := "rules:\n" + indent(seamRules, "  ")
+			rules := "access:\n" + indent(seamRules, "  ")
 			if up.caseInsensitive {
 				rules += "  case_insensitive_paths: true\n"
 			}
@@ -326,7 +326,7 @@ func exchange(addr, raw string) (status int, body []byte, err error) {
 // deny, and spoofed identity headers make it refuse with 400.
 func TestForwardAuthProtocol(t *testing.T) {
 	idp := issuer(t)
-	k := startKeygate(t, idp, "rules:\n"+indent(seamRules, "  "))
+	k := startKeygate(t, idp, "access:\n"+indent(seamRules, "  "))
 	alice := idp.MustMint(t, keycloaktest.Token{Client: "demo-app", User: "alice"})
 	admin := idp.MustMint(t, keycloaktest.Token{Client: "demo-app", User: "admin"})
 	tests := []struct {

@@ -176,7 +176,7 @@ func TestServe(t *testing.T) {
 upstream: ${UPSTREAM}
 issuer: ${ISSUER}
 audiences: [api]
-rules:
+access:
   - path: /**
     require: {role: user}
 `)

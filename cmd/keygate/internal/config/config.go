@@ -93,9 +93,10 @@ type Config struct {
 	// Verify tunes token verification.
 	Verify Verify `yaml:"verify"`
 
-	// Rules decide what each request needs (package authz's YAML format).
+	// Access decides what each request needs: the document that
+	// authz.ParseYAML reads (default, rules, case_insensitive_paths).
 	// Nil means every request needs a valid token and nothing more.
-	Rules *authz.Rules `yaml:"rules"`
+	Access *authz.Config `yaml:"access"`
 
 	// IdentityHeaders name the headers that carry the caller to the
 	// upstream, or back to the front proxy in forward-auth answers.
@@ -168,10 +169,12 @@ type Verify struct {
 	Leeway             time.Duration `yaml:"leeway"`
 	Algorithms         []string      `yaml:"algorithms"`
 	CacheSize          int           `yaml:"cache_size"`
+	CacheBytes         int           `yaml:"cache_bytes"`
 	MaxTokenSize       int           `yaml:"max_token_size"`
 	AllowUntypedTokens bool          `yaml:"allow_untyped_tokens"`
 	RoleClients        []string      `yaml:"role_clients"`
 	NoRealmRoles       bool          `yaml:"no_realm_roles"`
+	RFC9068Roles       bool          `yaml:"rfc9068_roles"`
 }
 
 // IdentityHeaders name the headers that describe a verified caller. Zero

@@ -92,10 +92,10 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name: "rules",
-			yaml: valid + "rules:\n  default: authenticated\n  rules:\n    - path: /public/**\n      require: permit_all\n",
+			yaml: valid + "access:\n  default: authenticated\n  rules:\n    - path: /public/**\n      require: permit_all\n",
 			check: func(t *testing.T, c config.Config) {
-				if c.Rules == nil || len(c.Rules.Rules) != 1 {
-					t.Errorf("rules = %+v", c.Rules)
+				if c.Access == nil || len(c.Access.Rules) != 1 {
+					t.Errorf("rules = %+v", c.Access)
 				}
 			},
 		},
@@ -103,7 +103,9 @@ func TestLoad(t *testing.T) {
 		{name: "unknown key", yaml: valid + "audience: [x]\n", err: `f.yaml:4: unknown key "audience" at the top level; did you mean "audiences"?`},
 		{name: "unknown nested key", yaml: valid + "keys:\n  max_stal: 1h\n", err: `f.yaml:5: unknown key "max_stal" under keys; did you mean "max_stale"?`},
 		{name: "unknown key without a guess", yaml: valid + "frobnicate: 1\n", err: `f.yaml:4: unknown key "frobnicate" at the top level; the keys here are listen,`},
-		{name: "unknown key in rules", yaml: valid + "rules:\n  - path: /x\n    require: {roles: admin}\n", err: `f.yaml:6: unknown requirement "roles"`},
+		{name: "unknown key in rules", yaml: valid + "access:\n  - path: /x\n    require: {roles: admin}\n", err: `f.yaml:6: unknown requirement "roles"`},
+		{name: "rules at the top level", yaml: valid + "rules:\n  - path: /x\n    require: permit_all\n", err: `f.yaml:4: "rules" belongs under access: (the document authz.ParseYAML reads)`},
+		{name: "default at the top level", yaml: valid + "default: authenticated\n", err: `f.yaml:4: "default" belongs under access:`},
 		{name: "duration as a number", yaml: valid + "verify:\n  leeway: 60\n", err: `f.yaml:5: cannot unmarshal !!int ` + "`60`" + ` into time.Duration; write durations as Go duration strings`},
 		{name: "bool typo", yaml: valid + "forward_token: yes please\n", err: "f.yaml:4: cannot unmarshal !!str `yes please` into bool; write true or false"},
 		{name: "syntax error", yaml: valid + "audiences: [a\n", err: "f.yaml:"},

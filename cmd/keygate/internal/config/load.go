@@ -290,7 +290,7 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 // checkKeys walks n along with the Go type t, records the line of every
 // key under its dotted path, and reports keys t has no field for. It is
 // yaml.v3's KnownFields for a Node, whose Decode has no such option, with
-// did-you-mean suggestions. Types that decode themselves (authz.Rules)
+// did-you-mean suggestions. Types that decode themselves (authz.Config)
 // check their own keys.
 func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, report func(*yaml.Node, string)) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
@@ -337,6 +337,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 }
 
 func unknownKeyMsg(key, path string, known []string) string {
+	if path == "" && (key == "rules" || key == "default" || key == "case_insensitive_paths") {
+		return fmt.Sprintf("%q belongs under access: (the document authz.ParseYAML reads), as in access: {default: authenticated, rules: [...]}", key)
+	}
 	where := "at the top level"
 	if path != "" {
 		where = "under " + path

@@ -134,8 +134,8 @@ func (f *File) Validate() error {
 	default:
 		v.add("log.level", "log.level %q is not a level; use debug, info, warn or error", c.Log.Level)
 	}
-	if c.Rules != nil {
-		if _, err := authz.Compile(*c.Rules); err != nil {
+	if c.Access != nil {
+		if _, err := authz.Compile(*c.Access); err != nil {
 			v.add("rules", "%s", strings.TrimPrefix(err.Error(), "authz: "))
 		}
 	}

@@ -94,8 +94,8 @@ func RealmConfig(addr, audience string) keycloaktest.Config {
 
 // Rules are the demo rules: /public/** open, /api/** for role user,
 // /admin/** for role admin, everything else for any valid token.
-func Rules() authz.Rules {
-	return authz.Rules{
+func Rules() authz.Config {
+	return authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/public/**", Require: authz.PermitAll()},
 			{Path: "/api/**", Require: authz.Role("user")},
@@ -115,7 +115,7 @@ func ProxyConfig(listen, issuer, upstream, audience, admin string) config.Config
 		ForwardAuth: &config.ForwardAuth{Path: config.DefaultForwardAuthPath},
 		Issuer:      issuer,
 		Audiences:   []string{audience},
-		Rules:       &rules,
+		Access:      &rules,
 		Keys:        config.Keys{MinRefetchInterval: time.Second},
 		Timeouts:    config.Timeouts{Shutdown: 5 * time.Second},
 	}

@@ -106,7 +106,7 @@ type CacheStatser interface {
 }
 
 // WatchCache exports the verified-token cache on every scrape: hits,
-// misses, size and capacity.
+// misses, evictions, entries and estimated bytes, and both capacities.
 func (m *Metrics) WatchCache(v CacheStatser) {
 	m.reg.MustRegister(&cacheCollector{v: v})
 }
@@ -131,7 +131,7 @@ var (
 	descKeys = prometheus.NewDesc("keygate_jwks_keys",
 		"Usable keys in the current key set.", nil, nil)
 	descSkipped = prometheus.NewDesc("keygate_jwks_skipped_keys",
-		"Published keys that could not be used.", nil, nil)
+		"Published signature keys that could not be used (encryption keys not counted).", nil, nil)
 	descAge = prometheus.NewDesc("keygate_jwks_age_seconds",
 		"Seconds since the key set was last fetched successfully; 0 before the first success.", nil, nil)
 	descLastSuccess = prometheus.NewDesc("keygate_jwks_last_success_timestamp_seconds",
@@ -165,7 +165,7 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descKidFetches, prometheus.CounterValue, float64(st.KidFetches))
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
 	ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(len(st.KeyIDs)))
-	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.GaugeValue, float64(len(st.Skipped)))
+	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.GaugeValue, float64(unusable(st.Skipped)))
 	ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, st.Age(c.now()).Seconds())
 	ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, last)
 }
@@ -181,13 +181,20 @@ var (
 		"Tokens held by the verified-token cache.", nil, nil)
 	descCacheCapacity = prometheus.NewDesc("keygate_token_cache_capacity",
 		"The most tokens the verified-token cache holds; 0 when it is off.", nil, nil)
+	descCacheBytes = prometheus.NewDesc("keygate_token_cache_bytes",
+		"Estimated memory the tokens in the verified-token cache pin, in bytes.", nil, nil)
+	descCacheByteCapacity = prometheus.NewDesc("keygate_token_cache_capacity_bytes",
+		"The most bytes the verified-token cache holds (estimated); 0 when it is off.", nil, nil)
+	descCacheEvictions = prometheus.NewDesc("keygate_token_cache_evictions_total",
+		"Tokens dropped from the verified-token cache to make room for others.", nil, nil)
 )
 
 // cacheCollector reads a verifier's cache counters at scrape time.
 type cacheCollector struct{ v CacheStatser }
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCacheHits, descCacheMisses, descCacheSize, descCacheCapacity} {
+	for _, d := range []*prometheus.Desc{descCacheHits, descCacheMisses, descCacheSize, descCacheCapacity,
+		descCacheBytes, descCacheByteCapacity, descCacheEvictions} {
 		ch <- d
 	}
 }
@@ -198,6 +205,21 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(st.Misses))
 	ch <- prometheus.MustNewConstMetric(descCacheSize, prometheus.GaugeValue, float64(st.Size))
 	ch <- prometheus.MustNewConstMetric(descCacheCapacity, prometheus.GaugeValue, float64(st.Capacity))
+	ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descCacheByteCapacity, prometheus.GaugeValue, float64(st.ByteCapacity))
+	ch <- prometheus.MustNewConstMetric(descCacheEvictions, prometheus.CounterValue, float64(st.Evictions))
 }
 
 var _ prometheus.Collector = (*cacheCollector)(nil)
+
+// unusable counts the skipped keys that were meant for signatures: not
+// the encryption key every Keycloak realm publishes.
+func unusable(skipped []jwks.SkippedKey) int {
+	n := 0
+	for _, k := range skipped {
+		if !k.NotForSignatures {
+			n++
+		}
+	}
+	return n
+}

@@ -318,7 +318,7 @@ func TestDifferential(t *testing.T) {
 		fold bool
 	}{{"case-sensitive", false}, {"case-insensitive", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			rulesYAML := "rules:\n" + indent(rules, "  ")
+			rulesYAML := "access:\n" + indent(rules, "  ")
 			if tc.fold {
 				rulesYAML += "  case_insensitive_paths: true\n"
 			}
@@ -333,7 +333,7 @@ timeouts: {shutdown: 5s}
 				t.Fatalf("keygate does not load the configuration: %v", err)
 			}
 			// The oracle: the same rules, compiled on their own.
-			oracle, err := authz.Compile(*f.Config.Rules)
+			oracle, err := authz.Compile(*f.Config.Access)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -41,8 +41,8 @@ func token(tb testing.TB, iss *keycloaktest.Server, user string) string {
 	return iss.MustMint(tb, keycloaktest.Token{Client: "app", User: user})
 }
 
-func testRules() *authz.Rules {
-	return &authz.Rules{
+func testRules() *authz.Config {
+	return &authz.Config{
 		Rules: []authz.Rule{
 			{Path: "/public/**", Require: authz.PermitAll()},
 			{Path: "/admin/**", Require: authz.Role("admin")},
@@ -59,7 +59,7 @@ func baseConfig(iss *keycloaktest.Server, upstream string) config.Config {
 		ForwardAuth: &config.ForwardAuth{},
 		Issuer:      iss.Issuer(),
 		Audiences:   []string{"api"},
-		Rules:       testRules(),
+		Access:      testRules(),
 		Timeouts:    config.Timeouts{Shutdown: 5 * time.Second},
 	}
 }

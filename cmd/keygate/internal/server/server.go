@@ -133,9 +133,11 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		MaxTokenSize:              cfg.Verify.MaxTokenSize,
 		AllowUntypedTokens:        cfg.Verify.AllowUntypedTokens,
 		CacheSize:                 cfg.Verify.CacheSize,
+		CacheBytes:                cfg.Verify.CacheBytes,
 		Mapping: keygate.ClaimMapping{
 			RoleClients:  cfg.Verify.RoleClients,
 			NoRealmRoles: cfg.Verify.NoRealmRoles,
+			RFC9068Roles: cfg.Verify.RFC9068Roles,
 		},
 		Logger: log,
 	})
@@ -143,8 +145,8 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	var policy *authz.Policy
-	if cfg.Rules != nil {
-		if policy, err = authz.Compile(*cfg.Rules); err != nil {
+	if cfg.Access != nil {
+		if policy, err = authz.Compile(*cfg.Access); err != nil {
 			return nil, err
 		}
 	}

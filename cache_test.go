@@ -1,0 +1,186 @@
+package keygate
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/jwks"
+)
+
+// check verifies the cache's books: the counters equal what the shards
+// hold, and neither bound is exceeded.
+func (c *cache) check(t *testing.T) {
+	t.Helper()
+	var n, bytes int64
+	for i := range c.shards {
+		for _, e := range c.shards[i].m {
+			n++
+			bytes += e.cost
+		}
+	}
+	if n != c.n.Load() || bytes != c.bytes.Load() {
+		t.Errorf("cache counts %d entries, %d bytes; shards hold %d, %d", c.n.Load(), c.bytes.Load(), n, bytes)
+	}
+	if n > c.maxEntries || bytes > c.maxBytes {
+		t.Errorf("cache holds %d entries, %d bytes; limits %d, %d", n, bytes, c.maxEntries, c.maxBytes)
+	}
+}
+
+func TestCacheBounds(t *testing.T) {
+	exp := time.Now().Add(time.Hour)
+	key := &jwks.Key{ID: "k"}
+	tests := []struct {
+		name              string
+		entries, bytes    int
+		cost              func(i int) int64
+		wantSize          int // after adding 1000 tokens from 8 goroutines
+		wantMin, wantMost int
+	}{
+		{"count 1", 1, 1 << 30, func(int) int64 { return 100 }, 1, 1, 1},
+		{"count 10", 10, 1 << 30, func(int) int64 { return 100 }, 10, 10, 10},
+		{"count 100", 100, 1 << 30, func(int) int64 { return 100 }, 100, 100, 100},
+		{"bytes", 1 << 20, 10_000, func(i int) int64 { return int64(100 + i%400) }, -1, 20, 100},
+		{"too big alone", 10, 1000, func(int) int64 { return 1001 }, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(tt.entries, tt.bytes)
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for i := range 125 {
+						n := g*125 + i
+						c.put("tok"+strconv.Itoa(n), &Principal{}, "k", key, exp, time.Now(), tt.cost(n))
+					}
+				})
+			}
+			wg.Wait()
+			c.check(t)
+			st := c.stats()
+			if tt.wantSize >= 0 && st.Size != tt.wantSize {
+				t.Errorf("Size = %d; want %d", st.Size, tt.wantSize)
+			}
+			if st.Size < tt.wantMin || st.Size > tt.wantMost {
+				t.Errorf("Size = %d; want %d to %d", st.Size, tt.wantMin, tt.wantMost)
+			}
+			if st.Capacity != tt.entries || st.ByteCapacity != int64(tt.bytes) {
+				t.Errorf("Capacity, ByteCapacity = %d, %d; want %d, %d", st.Capacity, st.ByteCapacity, tt.entries, tt.bytes)
+			}
+		})
+	}
+}
+
+// TestCacheBoundsUnderChurn adds, replaces and looks up tokens from many
+// goroutines at once, then checks the books.
+func TestCacheBoundsUnderChurn(t *testing.T) {
+	c := newCache(50, 20_000)
+	now := time.Now()
+	key := &jwks.Key{ID: "k"}
+	keys := jwks.StaticSet(key)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				raw := "tok" + strconv.Itoa((g*7919+i)%300)
+				exp := now.Add(time.Duration(i%5-1) * time.Second) // some already expired
+				if c.get(context.Background(), raw, now, keys) == nil {
+					c.put(raw, &Principal{}, "k", key, exp, now, int64(200+i%600))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.check(t)
+}
+
+func TestCacheEvictsEndedFirst(t *testing.T) {
+	c := newCache(8, 1<<20)
+	now := time.Now()
+	key := &jwks.Key{ID: "k"}
+	// One shard's worth: the eviction looks at the home shard first.
+	var toks []string
+	for i := 0; len(toks) < 9; i++ {
+		raw := "tok" + strconv.Itoa(i)
+		if c.index(raw) == c.index("tok0") {
+			toks = append(toks, raw)
+		}
+	}
+	for i, raw := range toks[:8] {
+		exp := now.Add(time.Hour)
+		if i == 3 {
+			exp = now.Add(-time.Second)
+		}
+		c.put(raw, &Principal{}, "k", key, exp, now, 10)
+	}
+	c.put(toks[8], &Principal{}, "k", key, now.Add(time.Hour), now, 10)
+	s := &c.shards[c.index("tok0")]
+	if _, ok := s.m[toks[3]]; ok {
+		t.Errorf("the expired entry survived; a live one was evicted")
+	}
+	if len(s.m) != 8 {
+		t.Errorf("shard holds %d entries; want 8", len(s.m))
+	}
+}
+
+func TestQuote(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes; a cut at 64 falls on a rune boundary
+	tests := []struct{ in, want string }{
+		{"", `""`},
+		{"RS256", `"RS256"`},
+		{strings.Repeat("a", 64), `"` + strings.Repeat("a", 64) + `"`},
+		{strings.Repeat("a", 11000), `"` + strings.Repeat("a", 64) + `"... (11000 bytes)`},
+		{"a" + long, `"a` + strings.Repeat("é", 31) + `"... (201 bytes)`},
+	}
+	for _, tt := range tests {
+		if got := quote(tt.in); got != tt.want {
+			t.Errorf("quote(%.20q...) = %s; want %s", tt.in, got, tt.want)
+		}
+	}
+	if got, want := quoteList([]string{"a", "b", "c", "d", "e", "f"}), `["a" "b" "c" "d" ... and 2 more]`; got != want {
+		t.Errorf("quoteList() = %s; want %s", got, want)
+	}
+}
+
+// BenchmarkCache measures the cache alone: "hit" looks up one of 4096
+// held tokens from every goroutine; "put-full" adds to a full cache, so
+// each put evicts one entry.
+func BenchmarkCache(b *testing.B) {
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	key := &jwks.Key{ID: "k"}
+	keys := jwks.StaticSet(key)
+	toks := make([]string, 8192)
+	for i := range toks {
+		toks[i] = strings.Repeat("x", 900) + strconv.Itoa(i)
+	}
+	b.Run("hit", func(b *testing.B) {
+		c := newCache(DefaultCacheSize, DefaultCacheBytes)
+		for _, raw := range toks[:4096] {
+			c.put(raw, &Principal{}, "k", key, exp, now, 3000)
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if c.get(context.Background(), toks[i%4096], now, keys) == nil {
+					b.Fatal("miss")
+				}
+				i++
+			}
+		})
+	})
+	b.Run("put-full", func(b *testing.B) {
+		c := newCache(DefaultCacheSize, DefaultCacheBytes)
+		p := &Principal{}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			c.put(toks[i%len(toks)], p, "k", key, exp, now, 3000)
+			i++
+		}
+	})
+}
