@@ -4,7 +4,7 @@ import "go.yaml.in/yaml/v3"
 
 // UnmarshalYAML implements yaml.v3's Unmarshaler: n is one requirement in
 // the notation of the package documentation, such as permit_all or
-// {role: admin}, checked as a requirement of [Rules] is. It lets other
+// {role: admin}, checked as a requirement of [Config] is. It lets other
 // rule sets, such as the gRPC method rules of package grpcauth, take
 // their requirements in the same notation. Errors are [*LineError]s; on
 // error, r is left unchanged.
