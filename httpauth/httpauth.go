@@ -373,6 +373,18 @@ func (m *Middleware) token(r *http.Request, u *url.URL) (string, *Error) {
 	return "", m.invalidRequest("more than one access token in the request")
 }
 
+// b64tokenByte is the set of the bytes of a b64token before its "="
+// padding, as a table: a token is checked on every request, and a
+// table lookup per byte is several times faster than the comparisons. It
+// is never written after initialization.
+var b64tokenByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
+
 // isB64Token reports whether s has the b64token syntax of RFC 6750
 // section 2.1: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
@@ -381,9 +393,7 @@ func isB64Token(s string) bool {
 	}
 	i := 0
 	for ; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+		if !b64tokenByte[s[i]] {
 			break
 		}
 	}

@@ -245,6 +245,9 @@ func runConfigCheck(ctx context.Context, in *Invocation) error {
 	if c.ForwardAuth != nil {
 		what = append(what, "answers forward-auth on "+c.Listen+c.ForwardAuth.Path)
 	}
+	if c.ExtAuthz != nil {
+		what = append(what, "answers Envoy ext_authz on "+c.ExtAuthz.Listen)
+	}
 	fmt.Fprintf(in.Stdout, "%s: OK: %s; issuer %s\n", name, strings.Join(what, " and "), c.Issuer)
 	return nil
 }

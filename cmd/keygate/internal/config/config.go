@@ -17,6 +17,7 @@ const (
 	DefaultListen            = "127.0.0.1:8080"
 	DefaultRealm             = "keygate"
 	DefaultForwardAuthPath   = "/auth"
+	DefaultExtAuthzListen    = "127.0.0.1:9191"
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 60 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
@@ -54,13 +55,18 @@ type Config struct {
 	TLS *TLS `yaml:"tls"`
 
 	// Upstream is the URL requests are proxied to once allowed. At least
-	// one of Upstream and ForwardAuth is set.
+	// one of Upstream, ForwardAuth and ExtAuthz is set.
 	Upstream string `yaml:"upstream"`
 
 	// ForwardAuth, when set, answers forward-auth subrequests of a front
 	// proxy (NGINX auth_request, Caddy forward_auth, Traefik forwardAuth)
 	// on its path of the main listener.
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
+
+	// ExtAuthz, when set, answers Envoy's external authorization checks
+	// (envoy.service.auth.v3.Authorization over gRPC) on a listener of
+	// its own, with the decisions of forward-auth.
+	ExtAuthz *ExtAuthz `yaml:"ext_authz"`
 
 	// Issuer is the exact iss of accepted tokens, such as
 	// https://keycloak.example.com/realms/myrealm. Required.
@@ -137,6 +143,14 @@ type TLS struct {
 type ForwardAuth struct {
 	// Path is the endpoint's path. Zero means [DefaultForwardAuthPath].
 	Path string `yaml:"path"`
+}
+
+// ExtAuthz configures the Envoy ext_authz gRPC listener.
+type ExtAuthz struct {
+	// Listen is its address. Zero means [DefaultExtAuthzListen],
+	// loopback only. It serves plaintext gRPC (h2c): bind it to an
+	// address only Envoy reaches, such as loopback in a sidecar.
+	Listen string `yaml:"listen"`
 }
 
 // Keys tunes the [github.com/keygate/keygate/jwks.Source]. Zero values
@@ -249,6 +263,13 @@ func (c Config) WithDefaults() Config {
 			fa.Path = DefaultForwardAuthPath
 		}
 		c.ForwardAuth = &fa
+	}
+	if c.ExtAuthz != nil {
+		ea := *c.ExtAuthz
+		if ea.Listen == "" {
+			ea.Listen = DefaultExtAuthzListen
+		}
+		c.ExtAuthz = &ea
 	}
 	c.IdentityHeaders = c.IdentityHeaders.withDefaults()
 	t := &c.Timeouts

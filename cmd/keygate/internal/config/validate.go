@@ -31,8 +31,8 @@ func (f *File) Validate() error {
 	if c.Listen != "" {
 		v.addr("listen", c.Listen)
 	}
-	if c.Upstream == "" && c.ForwardAuth == nil {
-		v.add("", "neither upstream nor forward_auth is set; set upstream: http://host:port to proxy requests, or forward_auth: {path: /auth} to answer a front proxy's auth subrequests (or both)")
+	if c.Upstream == "" && c.ForwardAuth == nil && c.ExtAuthz == nil {
+		v.add("", "neither upstream nor forward_auth nor ext_authz is set; set upstream: http://host:port to proxy requests, forward_auth: {path: /auth} to answer a front proxy's auth subrequests, or ext_authz: {listen: 127.0.0.1:9191} to answer Envoy's checks")
 	}
 	if c.Upstream != "" {
 		v.upstream(c.Upstream)
@@ -116,6 +116,17 @@ func (f *File) Validate() error {
 			if a.Listen == c.WithDefaults().Listen && !strings.HasSuffix(a.Listen, ":0") {
 				v.add("admin.listen", "admin.listen is the same address as listen; give the admin endpoints a port of their own")
 			}
+		}
+	}
+	if ea := c.ExtAuthz; ea != nil && ea.Listen != "" {
+		v.addr("ext_authz.listen", ea.Listen)
+		d := c.WithDefaults()
+		same := []string{d.Listen}
+		if d.Admin != nil {
+			same = append(same, d.Admin.Listen)
+		}
+		if slices.Contains(same, ea.Listen) && !strings.HasSuffix(ea.Listen, ":0") {
+			v.add("ext_authz.listen", "ext_authz.listen is the address of another listener; give ext_authz a port of its own")
 		}
 	}
 	switch c.Log.Level {

@@ -49,6 +49,9 @@ func (f *File) Warnings() Errors {
 	if a := c.Admin; a != nil && anyInterface(a.Listen) {
 		w.add("admin.listen", "admin.listen %q serves /metrics and /readyz on every interface; bind it to 127.0.0.1 or an address only your monitoring reaches", a.Listen)
 	}
+	if ea := c.ExtAuthz; ea != nil && anyInterface(ea.Listen) {
+		w.add("ext_authz.listen", "ext_authz.listen %q answers plaintext gRPC authorization checks on every interface, so anyone who reaches it can probe tokens and the rules; bind it to 127.0.0.1 or the one address Envoy reaches", ea.Listen)
+	}
 	if d := c.Keys.RefreshInterval; d > 0 && d < WarnRefreshInterval {
 		w.add("keys.refresh_interval", "keys.refresh_interval %v refetches the key set more than once a minute; Keycloak rotates keys in days, use 5m (the default) or more", d)
 	}

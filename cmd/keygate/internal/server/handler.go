@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -34,16 +35,23 @@ func (s *Server) newHandler() http.Handler {
 	})
 }
 
+// Modes of a decision, the mode attribute of a refusal's log line.
+const (
+	modeProxy       = "proxy"
+	modeForwardAuth = "forward_auth"
+	modeExtAuthz    = "ext_authz"
+)
+
 // decide runs the access decision for the request r stands for, records
 // it and, on refusal, logs it.
-func (s *Server) decide(r *http.Request, method string, u *url.URL) (*keygate.Principal, *httpauth.Error) {
+func (s *Server) decide(r *http.Request, mode, method string, u *url.URL) (*keygate.Principal, *httpauth.Error) {
 	start := time.Now()
 	p, e := s.auth.Authorize(r, method, u)
-	s.record(r, method, u.Path, e, time.Since(start))
+	s.record(r.Context(), mode, method, u.Path, e, time.Since(start))
 	return p, e
 }
 
-func (s *Server) record(r *http.Request, method, path string, e *httpauth.Error, d time.Duration) {
+func (s *Server) record(ctx context.Context, mode, method, path string, e *httpauth.Error, d time.Duration) {
 	if e == nil {
 		s.metrics.Decision(metrics.Allowed, metrics.ReasonOK, d)
 		return
@@ -59,10 +67,10 @@ func (s *Server) record(r *http.Request, method, path string, e *httpauth.Error,
 	if e.Err != nil {
 		attrs = append(attrs, "error", clip(e.Err.Error()))
 	}
-	if r.URL.Path == s.faPath && s.faPath != "" {
-		attrs = append(attrs, "forward_auth", true)
+	if mode != modeProxy {
+		attrs = append(attrs, mode, true)
 	}
-	s.log.Log(r.Context(), slog.LevelInfo, "request refused", attrs...)
+	s.log.Log(ctx, slog.LevelInfo, "request refused", attrs...)
 }
 
 // refuse writes e as httpauth does: WWW-Authenticate (or Retry-After)
@@ -73,7 +81,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *httpauth.Erro
 }
 
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
-	p, e := s.decide(r, r.Method, r.URL)
+	p, e := s.decide(r, modeProxy, r.Method, r.URL)
 	if e != nil {
 		s.refuse(w, r, e)
 		return
@@ -152,23 +160,42 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // serveForwardAuth answers a front proxy's auth subrequest: 200 with the
 // identity headers when the original request is allowed, the refusal
-// otherwise. The original method and URI come from X-Forwarded-Method
-// and X-Forwarded-Uri (Traefik, Caddy) or X-Original-Method and
-// X-Original-URI (NGINX).
+// otherwise. The decision is [Server.checkSubrequest]'s.
+func (s *Server) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	p, e := s.checkSubrequest(r, modeForwardAuth)
+	if e != nil {
+		s.refuse(w, r, e)
+		return
+	}
+	if p != nil {
+		s.headers.set(w.Header(), p)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// checkSubrequest decides the request that r, an access check a front
+// proxy sends, stands for: a forward-auth subrequest, or an Envoy
+// ext_authz CheckRequest that [extAuthzRequest] translated into one. It
+// is the one decision of both modes, so that they cannot drift. Only r's
+// headers and context are read: the original method and URI come from
+// X-Forwarded-Method and X-Forwarded-Uri (Traefik, Caddy, ext_authz) or
+// X-Original-Method and X-Original-URI (NGINX), the token from
+// Authorization. It returns the caller to name in the identity headers
+// (nil for an anonymous caller of a public route), or the refusal, which
+// it has recorded and logged.
 //
 // A subrequest carrying a header that keygate sets or strips, in any
 // spelling, is refused with 400: the front proxy passed a client's
 // header that its own rules missed (X_Auth_Username, which NGINX drops
-// but Caddy passes), and the upstream may read it as keygate's. The
-// forward-auth inputs are accepted in their canonical spelling only.
-func (s *Server) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+// but Caddy and Envoy pass), and the upstream may read it as keygate's.
+// The forward-auth inputs are accepted in their canonical spelling only.
+func (s *Server) checkSubrequest(r *http.Request, mode string) (*keygate.Principal, *httpauth.Error) {
 	if name := s.strip.spoofed(r.Header); name != "" {
 		e := badRequest(spoofedHeader)
-		e.Err = fmt.Errorf("server: forward-auth request carries the header %s", name)
-		s.record(r, r.Method, s.faPath, e, 0)
-		s.refuse(w, r, e)
-		return
+		e.Err = fmt.Errorf("server: %s request carries the header %s", strings.ReplaceAll(mode, "_", "-"), name)
+		s.record(r.Context(), mode, "", "", e, 0)
+		return nil, e
 	}
 	method, rawURI, e := originalRequest(r.Header)
 	var u *url.URL
@@ -179,19 +206,10 @@ func (s *Server) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if e != nil {
-		s.record(r, method, s.faPath, e, 0)
-		s.refuse(w, r, e)
-		return
+		s.record(r.Context(), mode, method, rawURI, e, 0)
+		return nil, e
 	}
-	p, e := s.decide(r, method, u)
-	if e != nil {
-		s.refuse(w, r, e)
-		return
-	}
-	if p != nil {
-		s.headers.set(w.Header(), p)
-	}
-	w.WriteHeader(http.StatusOK)
+	return s.decide(r, mode, method, u)
 }
 
 // originalRequest reads the method and URI of the request a forward-auth

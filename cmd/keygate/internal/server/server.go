@@ -1,6 +1,8 @@
 // Package server is keygate's HTTP server: a reverse proxy that lets
 // through only the requests the rules allow, a forward-auth endpoint for
-// front proxies, and an admin listener with health and metrics.
+// front proxies, an Envoy ext_authz gRPC listener that decides as
+// forward-auth does (one function, [Server.checkSubrequest]), and an
+// admin listener with health and metrics.
 //
 // Its lifecycle is Caddy's: a [config.Config] is validated, [New]
 // provisions the server from it (no network I/O), [Server.Start] listens
@@ -28,6 +30,9 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
@@ -77,8 +82,10 @@ type Server struct {
 	mu       sync.Mutex
 	srv      *http.Server
 	adminSrv *http.Server
+	extSrv   *grpc.Server // nil without ext_authz
 	ln       net.Listener
 	adminLn  net.Listener
+	extLn    net.Listener
 	done     chan struct{} // closed when both listeners have stopped serving
 	serveErr chan error
 }
@@ -201,11 +208,20 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	var adminLn net.Listener
+	var adminLn, extLn net.Listener
 	if s.cfg.Admin != nil {
 		if adminLn, err = net.Listen("tcp", s.cfg.Admin.Listen); err != nil {
 			ln.Close()
 			return fmt.Errorf("admin listen: %w", err)
+		}
+	}
+	if s.cfg.ExtAuthz != nil {
+		if extLn, err = net.Listen("tcp", s.cfg.ExtAuthz.Listen); err != nil {
+			ln.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			return fmt.Errorf("ext_authz listen: %w", err)
 		}
 	}
 	t := s.cfg.Timeouts
@@ -229,7 +245,7 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	s.done = make(chan struct{})
-	s.serveErr = make(chan error, 2)
+	s.serveErr = make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -258,6 +274,18 @@ func (s *Server) Start() error {
 			}
 		}()
 	}
+	if extLn != nil {
+		s.extLn = newLimitListener(extLn, s.cfg.Limits.MaxConnections)
+		s.extSrv = grpc.NewServer(grpc.ConnectionTimeout(t.ReadHeader))
+		authv3.RegisterAuthorizationServer(s.extSrv, &extAuthz{s: s, remove: s.headersToRemove()})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.extSrv.Serve(s.extLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.serveErr <- err
+			}
+		}()
+	}
 	go func() { wg.Wait(); close(s.done) }()
 	s.keys.Start()
 
@@ -270,6 +298,9 @@ func (s *Server) Start() error {
 	}
 	if adminLn != nil {
 		attrs = append(attrs, "admin", adminLn.Addr().String())
+	}
+	if extLn != nil {
+		attrs = append(attrs, "ext_authz", extLn.Addr().String())
 	}
 	s.log.Info("keygate started", attrs...)
 	return nil
@@ -296,6 +327,17 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.adminLn.Addr()
 }
 
+// ExtAuthzAddr returns the address of the ext_authz gRPC listener, or
+// nil when there is none or before Start.
+func (s *Server) ExtAuthzAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.extLn == nil {
+		return nil
+	}
+	return s.extLn.Addr()
+}
+
 // URL returns the base URL of the main listener, such as
 // http://127.0.0.1:8080, or "" before Start.
 func (s *Server) URL() string {
@@ -315,7 +357,7 @@ func (s *Server) URL() string {
 // Connections taken over by an upgrade (WebSocket) are not waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv, adminSrv := s.srv, s.adminSrv
+	srv, adminSrv, extSrv := s.srv, s.adminSrv, s.extSrv
 	s.mu.Unlock()
 	defer s.keys.Close()
 	if srv == nil {
@@ -334,6 +376,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				h.Close()
 				s.mu.Lock()
 				errs = append(errs, err)
+				s.mu.Unlock()
+			}
+		}()
+	}
+	if extSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stopped := make(chan struct{})
+			go func() { extSrv.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				extSrv.Stop()
+				<-stopped
+				s.mu.Lock()
+				errs = append(errs, ctx.Err())
 				s.mu.Unlock()
 			}
 		}()
