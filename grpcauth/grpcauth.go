@@ -30,7 +30,7 @@
 //
 // Rules match full method names (/pkg.Service/Method, /pkg.Service/*,
 // /**), first match wins, and calls no rule matches get the default,
-// which denies unless set; see [Rules] and [ParseYAML]. Health checking
+// which denies unless set; see [Access] and [ParseYAML]. Health checking
 // and server reflection are public only when [Config.ExemptHealth] and
 // [Config.ExemptReflection] say so.
 package grpcauth

@@ -251,7 +251,7 @@ func TestExemptions(t *testing.T) {
 // service handler, where the interceptor sees them as they came.
 func TestMalformedMethod(t *testing.T) {
 	e := newEnv(t)
-	all, err := grpcauth.Compile(grpcauth.Rules{Rules: []grpcauth.Rule{{Method: "/**", Require: authz.Authenticated()}}})
+	all, err := grpcauth.Compile(grpcauth.Access{Rules: []grpcauth.Rule{{Method: "/**", Require: authz.Authenticated()}}})
 	if err != nil {
 		t.Fatal(err)
 	}

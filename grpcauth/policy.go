@@ -9,7 +9,7 @@ import (
 	"github.com/keygate/keygate/authz"
 )
 
-// Rule is one entry of [Rules]: the methods it covers and what their
+// Rule is one entry of [Access.Rules]: the methods it covers and what their
 // callers must satisfy.
 type Rule struct {
 	// Method is the pattern of the full method names the rule covers:
@@ -27,10 +27,10 @@ type Rule struct {
 	Require authz.Requirement
 }
 
-// Rules are ordered method rules and a default, the source of a
-// [Policy]. The first rule that matches a call decides it; when none
-// does, Default does. The zero Rules denies every call.
-type Rules struct {
+// Access is what a [Policy] is compiled from: ordered method rules and a
+// default. The first rule that matches a call decides it; when none does,
+// Default does. The zero Access denies every call.
+type Access struct {
 	// Rules are tried in order.
 	Rules []Rule
 
@@ -39,7 +39,7 @@ type Rules struct {
 	Default authz.Requirement
 }
 
-// Policy is compiled [Rules]. It is immutable and safe for concurrent
+// Policy is compiled [Access]. It is immutable and safe for concurrent
 // use. A nil *Policy denies every call.
 type Policy struct {
 	rules []methodRule
@@ -65,7 +65,7 @@ func (p methodPattern) match(service, method string) bool {
 // index of the faulty rule, counted from 0: a method pattern that is not
 // one of the three forms of [Rule.Method], or a requirement that names
 // nothing (see [authz.Requirement.Validate]).
-func Compile(r Rules) (*Policy, error) {
+func Compile(r Access) (*Policy, error) {
 	p := &Policy{rules: make([]methodRule, 0, len(r.Rules)), def: r.Default}
 	for i, rule := range r.Rules {
 		pat, err := parseMethodPattern(rule.Method)
@@ -85,7 +85,7 @@ func Compile(r Rules) (*Policy, error) {
 
 // Match returns the requirement for a call of fullMethod, such as
 // "/shop.Orders/Get" (what grpc.UnaryServerInfo.FullMethod holds), and
-// the index in [Rules.Rules] of the rule that supplied it, or -1 for the
+// the index in [Access.Rules] of the rule that supplied it, or -1 for the
 // default. A name that is not of the form /service/method matches no
 // rule, not even /**, and gets the zero Requirement, which denies.
 //

@@ -10,7 +10,7 @@ import (
 )
 
 func TestMatch(t *testing.T) {
-	p, err := grpcauth.Compile(grpcauth.Rules{
+	p, err := grpcauth.Compile(grpcauth.Access{
 		Rules: []grpcauth.Rule{
 			{Method: "/shop.Orders/Get", Require: authz.Scope("orders.read")},
 			{Method: "/shop.Orders/*", Require: authz.Role("user")},
@@ -83,12 +83,12 @@ func TestCompileErrors(t *testing.T) {
 		{"//Get", "names no service"},
 		{"/*", "names no method"},
 	} {
-		_, err := grpcauth.Compile(grpcauth.Rules{Rules: []grpcauth.Rule{{Method: c.method, Require: authz.Authenticated()}}})
+		_, err := grpcauth.Compile(grpcauth.Access{Rules: []grpcauth.Rule{{Method: c.method, Require: authz.Authenticated()}}})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Compile(method %q) = %v; want an error with %q", c.method, err, c.want)
 		}
 	}
-	for _, r := range []grpcauth.Rules{
+	for _, r := range []grpcauth.Access{
 		{Rules: []grpcauth.Rule{{Method: "/a.B/C", Require: authz.Role("")}}},
 		{Rules: []grpcauth.Rule{{Method: "/a.B/C", Require: authz.AnyOf()}}},
 		{Default: authz.ClaimEquals("x", func() {})},

@@ -10,7 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ParseYAML reads [Rules] from a YAML document and compiles them. The
+// ParseYAML reads [Access] from a YAML document and compiles them. The
 // document has the shape of package authz's HTTP rules, with method in
 // place of path and methods:
 //
@@ -47,21 +47,21 @@ func ParseYAML(data []byte) (*Policy, error) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
 	}
-	var r Rules
+	var r Access
 	if err := r.UnmarshalYAML(n); err != nil {
 		return nil, err
 	}
 	return Compile(r)
 }
 
-// UnmarshalYAML implements yaml.v3's Unmarshaler, so that Rules can be a
+// UnmarshalYAML implements yaml.v3's Unmarshaler, so that Access can be a
 // field of a larger configuration. n is a mapping with the keys default
 // and rules, or a list of rules alone (see [ParseYAML]). It checks the
 // method patterns as [Compile] does, and refuses unknown or repeated
 // keys. Errors are [*authz.LineError]s; on error, r is left unchanged.
-func (r *Rules) UnmarshalYAML(n *yaml.Node) error {
+func (r *Access) UnmarshalYAML(n *yaml.Node) error {
 	n = resolve(n)
-	var out Rules
+	var out Access
 	switch n.Kind {
 	case yaml.SequenceNode:
 		rules, err := decodeRules(n)
