@@ -44,6 +44,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,13 @@ type Config struct {
 	// AllowFormToken accepts a token in an access_token field of a
 	// form-encoded POST body (RFC 6750 section 2.2). Off by default.
 	AllowFormToken bool
+
+	// ExtraMethods are methods accepted besides GET, HEAD, POST, PUT,
+	// PATCH, DELETE and OPTIONS, such as WebDAV's PROPFIND; they compare
+	// without regard to case. Every other method is refused with 400
+	// (see [CheckTarget]), so that a rule scoped to some methods cannot
+	// be bypassed by one the upstream treats like them. Nil means none.
+	ExtraMethods []string
 
 	// ErrorHandler writes refusals. Nil means [WriteError].
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, e *Error)
@@ -151,6 +159,11 @@ func New(cfg Config) (*Middleware, error) {
 			return nil, fmt.Errorf("httpauth: realm %q must be printable ASCII without quotes or backslashes", cfg.Realm)
 		}
 	}
+	for _, m := range cfg.ExtraMethods {
+		if !validMethod(m) {
+			return nil, fmt.Errorf("httpauth: extra method %q is not an RFC 9110 token of 1 to %d bytes", m, maxMethod)
+		}
+	}
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = WriteError
 	}
@@ -198,7 +211,7 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 // returns the verified caller, nil for an anonymous caller of a public
 // route, or the refusal.
 func (m *Middleware) Authorize(r *http.Request, method string, u *url.URL) (*keygate.Principal, *Error) {
-	if e := checkTarget(method, u); e != nil {
+	if e := checkTarget(method, u, m.cfg.ExtraMethods); e != nil {
 		return nil, e
 	}
 	req := authz.Authenticated()
@@ -419,14 +432,20 @@ const maxMethod = 32
 // [Middleware.Authorize] calls it first, and the keygate binary calls it
 // for proxy mode and forward-auth.
 //
-// CheckTarget refuses, as Spring Security's StrictHttpFirewall does:
+// CheckTarget refuses, as Spring Security's StrictHttpFirewall does, and
+// more:
 //
-//   - a method that is not an RFC 9110 token (letters, digits and
-//     !#$%&'*+-.^_`|~) of 1 to 32 bytes;
+//   - a method other than GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS,
+//     in any case (see [Config.ExtraMethods]): a rule scoped to GET must
+//     not be bypassed by a method the upstream routes like GET (FOO,
+//     GETS, PROPFIND with a catch-all handler);
 //   - a path that does not start with "/" (such as "*"), or a URL with a
 //     fragment;
 //   - in the decoded path: a control character (NUL among them), a backslash,
-//     ";", "#", or bytes that are not UTF-8;
+//     ";", "#", "?" (an encoded %3F or %23 that a second decoding turns
+//     into a query or fragment), or bytes that are not UTF-8;
+//   - a segment that ends in "." or a space, which Windows servers (IIS,
+//     ASP.NET) drop: /admin./x and /admin%20/x are /admin/x to them;
 //   - "%" in the decoded path, that is "%25" in the path as sent: double
 //     encoding such as %252e or %252f, which a second decoding upstream
 //     would turn into a dot segment or a slash;
@@ -455,15 +474,18 @@ const maxMethod = 32
 //		return
 //	}
 func CheckTarget(method string, u *url.URL) error {
-	if e := checkTarget(method, u); e != nil {
+	if e := checkTarget(method, u, nil); e != nil {
 		return e
 	}
 	return nil
 }
 
-func checkTarget(method string, u *url.URL) *Error {
+func checkTarget(method string, u *url.URL, extra []string) *Error {
 	if !validMethod(method) {
 		return invalidRequest("the request method is not a valid method")
+	}
+	if !knownMethod(method) && !slices.ContainsFunc(extra, func(m string) bool { return strings.EqualFold(m, method) }) {
+		return invalidRequest("the request method is not allowed")
 	}
 	if u == nil || u.Path == "" || u.Path[0] != '/' {
 		return invalidRequest("the request path must start with /")
@@ -474,8 +496,11 @@ func checkTarget(method string, u *url.URL) *Error {
 	p := u.Path
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
-		case c < 0x20 || c == 0x7f || c == '\\' || c == ';' || c == '#':
+		case c < 0x20 || c == 0x7f || c == '\\' || c == ';' || c == '#' || c == '?':
 			return invalidRequest("the request path holds a forbidden character")
+		case (c == '.' || c == ' ') && (i+1 == len(p) || p[i+1] == '/') && !dotSegment(p, i):
+			// "." and ".." are for the canonical check below.
+			return invalidRequest("the request path has a segment ending in a dot or a space")
 		case c == '%':
 			return invalidRequest("the request path is encoded twice (%25)")
 		}
@@ -502,6 +527,25 @@ func checkTarget(method string, u *url.URL) *Error {
 		}
 	}
 	return nil
+}
+
+// dotSegment reports whether p[i], the last byte of a segment, ends a "."
+// or ".." segment.
+func dotSegment(p string, i int) bool {
+	start := strings.LastIndexByte(p[:i], '/') + 1
+	seg := p[start : i+1]
+	return seg == "." || seg == ".."
+}
+
+// knownMethod reports whether m is one of the methods CheckTarget
+// accepts by default, in any case.
+func knownMethod(m string) bool {
+	for _, k := range [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		if strings.EqualFold(m, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // validMethod reports whether m is an RFC 9110 token of 1 to maxMethod

@@ -32,6 +32,8 @@ const (
 	descUTF8       = "the request path is not valid UTF-8"
 	descCanonical  = "the request path is not canonical"
 	descEncodedSep = "the request path holds an encoded slash"
+	descNotAllowed = "the request method is not allowed"
+	descSegmentEnd = "the request path has a segment ending in a dot or a space"
 )
 
 func TestCheckTarget(t *testing.T) {
@@ -54,12 +56,21 @@ func TestCheckTarget(t *testing.T) {
 		{"raw UTF-8", "GET", "/café", ""},
 		{"absolute form", "GET", "http://example.com/admin/x", ""},
 
-		// Methods: RFC 9110 tokens of 1 to 32 bytes, any case.
+		// Methods: RFC 9110 tokens of 1 to 32 bytes, any case, and
+		// (review of #7) one of the seven methods StrictHttpFirewall
+		// allows: any other may be routed like GET past a GET rule.
 		{"lower-case method", "delete", "/orders/7", ""},
 		{"mixed-case method", "Delete", "/orders/7", ""},
-		{"extension method", "M-SEARCH", "/", ""},
-		{"tchar method", "!#$%&'*+-.^_`|~09az", "/", ""},
-		{"32-byte method", strings.Repeat("A", 32), "/", ""},
+		{"every allowed method", "OPTIONS", "/", ""},
+		{"PATCH", "patch", "/", ""},
+		{"extension method", "M-SEARCH", "/", descNotAllowed},
+		{"made-up method", "FOO", "/reports/q3", descNotAllowed},
+		{"GET lookalike", "GETS", "/reports/q3", descNotAllowed},
+		{"WebDAV", "PROPFIND", "/reports/q3", descNotAllowed},
+		{"TRACE", "TRACE", "/", descNotAllowed},
+		{"CONNECT", "CONNECT", "/", descNotAllowed},
+		{"tchar method", "!#$%&'*+-.^_`|~09az", "/", descNotAllowed},
+		{"32-byte method", strings.Repeat("A", 32), "/", descNotAllowed},
 		{"33-byte method", strings.Repeat("A", 33), "/", descMethod},
 		{"11 kB method", strings.Repeat("A", 11<<10), "/", descMethod},
 		{"empty method", "", "/", descMethod},
@@ -82,6 +93,21 @@ func TestCheckTarget(t *testing.T) {
 		{"raw hash after a slash", "GET", "/public/#/../admin", descChar},
 		{"encoded hash", "GET", "/admin%23x", descChar},
 		{"encoded hash, lower case", "GET", "/admin%23", descChar},
+
+		// Review of #7: an encoded "?" is the same class as "#".
+		{"encoded question mark", "GET", "/admin%3Fx", descChar},
+		{"encoded question mark, then a segment", "GET", "/admin%3F/users", descChar},
+		{"encoded question mark, lower case", "GET", "/admin%3f", descChar},
+
+		// Review of #7: segments that Windows servers trim.
+		{"segment ending in a dot", "GET", "/admin./x", descSegmentEnd},
+		{"path ending in a dot", "GET", "/admin.", descSegmentEnd},
+		{"segment ending in dots", "GET", "/admin.../x", descSegmentEnd},
+		{"segment ending in a space", "GET", "/admin%20/x", descSegmentEnd},
+		{"path ending in a space", "GET", "/settings%20", descSegmentEnd},
+		{"dot inside a segment", "GET", "/v1.2/x", ""},
+		{"leading dot", "GET", "/.well-known/openid-configuration", ""},
+		{"space inside a segment", "GET", "/a%20b/c", ""},
 
 		// Issue #7 point 5: double encoding.
 		{"double-encoded hash", "GET", "/admin%2523x", descTwice},
@@ -615,5 +641,39 @@ func TestServerSeam(t *testing.T) {
 			}
 		}
 		srv.Close()
+	}
+}
+
+// TestExtraMethods: a method outside the seven is refused unless
+// Config.ExtraMethods names it, in any case; then the rules decide it.
+func TestExtraMethods(t *testing.T) {
+	e := newEnv(t)
+	alice := e.token(t, "alice", nil)
+	tests := []struct {
+		name   string
+		extra  []string
+		method string
+		status int
+	}{
+		{"refused by default", nil, "PROPFIND", 400},
+		{"named", []string{"PROPFIND"}, "PROPFIND", 200},
+		{"named in another case", []string{"propfind"}, "PropFind", 200},
+		{"another one still refused", []string{"PROPFIND"}, "MKCOL", 400},
+		{"the seven need no naming", nil, "PATCH", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := httpauth.New(httpauth.Config{Verifier: e.verifier, Policy: e.policy, ExtraMethods: tt.extra})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest(tt.method, "/api/x", nil)
+			r.Header.Set("Authorization", "Bearer "+alice)
+			w := httptest.NewRecorder()
+			m.Wrap(echo).ServeHTTP(w, r)
+			if w.Code != tt.status {
+				t.Errorf("%s /api/x with ExtraMethods %q = %d; want %d", tt.method, tt.extra, w.Code, tt.status)
+			}
+		})
 	}
 }

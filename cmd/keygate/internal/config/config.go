@@ -119,6 +119,11 @@ type Config struct {
 	// empty list strips the identity headers only.
 	StripHeaders []string `yaml:"strip_headers"`
 
+	// ExtraMethods are request methods accepted besides GET, HEAD, POST,
+	// PUT, PATCH, DELETE and OPTIONS (httpauth.Config.ExtraMethods), such
+	// as WebDAV's PROPFIND. Every other method gets 400.
+	ExtraMethods []string `yaml:"extra_methods"`
+
 	// Timeouts of the listeners and of the upstream connection.
 	Timeouts Timeouts `yaml:"timeouts"`
 

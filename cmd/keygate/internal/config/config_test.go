@@ -161,6 +161,8 @@ func TestValidate(t *testing.T) {
 			yaml: "upstream: http://u\nissuer: https://i/realms/r\n",
 			err:  "f.yaml: audiences is empty; list the aud values",
 		},
+		{name: "extra method not a token", yaml: valid + "extra_methods: [PROPFIND, \"GET /\"]\n", err: `f.yaml:4: extra method "GET /" is not an RFC 9110 token`},
+		{name: "realm with a quote", yaml: valid + "realm: 'a\"b'\n", err: `f.yaml:4: realm "a\"b" must be printable ASCII`},
 		{name: "audiences and skip", yaml: valid + "insecure_skip_audience_check: true\n", err: "f.yaml:4: insecure_skip_audience_check is true but audiences are listed"},
 		{name: "empty audience", yaml: "upstream: http://u\nissuer: https://i/r\naudiences: [a, \"\"]\n", err: "f.yaml:3: audiences holds an empty string"},
 		{name: "no issuer", yaml: "upstream: http://u\naudiences: [a]\n", err: "f.yaml: issuer is missing"},

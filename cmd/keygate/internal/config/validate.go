@@ -1,6 +1,8 @@
 package config
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/httpauth"
 	"github.com/keygate/keygate/internal/jose"
 )
 
@@ -133,6 +137,19 @@ func (f *File) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		v.add("log.level", "log.level %q is not a level; use debug, info, warn or error", c.Log.Level)
+	}
+	// httpauth.New checks the realm and the extra methods; config adds
+	// the line, asking about one setting at a time.
+	for _, check := range []struct {
+		key string
+		hc  httpauth.Config
+	}{
+		{"realm", httpauth.Config{Verifier: noVerifier{}, Realm: c.Realm}},
+		{"extra_methods", httpauth.Config{Verifier: noVerifier{}, ExtraMethods: c.ExtraMethods}},
+	} {
+		if _, err := httpauth.New(check.hc); err != nil {
+			v.add(check.key, "%s", strings.TrimPrefix(err.Error(), "httpauth: "))
+		}
 	}
 	if c.Access != nil {
 		if _, err := authz.Compile(*c.Access); err != nil {
@@ -301,4 +318,12 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// noVerifier stands in for the verifier when config asks httpauth.New to
+// check the settings it owns; it is never called.
+type noVerifier struct{}
+
+func (noVerifier) Verify(context.Context, string) (*keygate.Principal, error) {
+	return nil, errors.New("config: no verifier")
 }

@@ -153,7 +153,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	// Decisions are made through Authorize, which does not log; the
 	// server logs refusals itself, with the same attributes as the
 	// middleware's Logger would.
-	s.auth, err = httpauth.New(httpauth.Config{Verifier: verifier, Policy: policy, Realm: cfg.Realm})
+	s.auth, err = httpauth.New(httpauth.Config{Verifier: verifier, Policy: policy, Realm: cfg.Realm, ExtraMethods: cfg.ExtraMethods})
 	if err != nil {
 		return nil, err
 	}
