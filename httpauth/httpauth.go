@@ -192,7 +192,7 @@ func FromContext(ctx context.Context) (*keygate.Principal, bool) {
 // m.Wrap is a func(http.Handler) http.Handler.
 func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, e := m.Authorize(r, r.Method, r.URL)
+		p, e := m.authorize(r, r.Method, r.URL)
 		if e != nil {
 			m.refuse(w, r, e)
 			return
@@ -210,7 +210,19 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 // what [CheckTarget] refuses, then matches the policy's rules. It
 // returns the verified caller, nil for an anonymous caller of a public
 // route, or the refusal.
-func (m *Middleware) Authorize(r *http.Request, method string, u *url.URL) (*keygate.Principal, *Error) {
+//
+// A non-nil error is always an [*Error]; get it with errors.As to read
+// the status and write it with [WriteError] or [Config.ErrorHandler].
+func (m *Middleware) Authorize(r *http.Request, method string, u *url.URL) (*keygate.Principal, error) {
+	p, e := m.authorize(r, method, u)
+	if e != nil {
+		return nil, e
+	}
+	return p, nil
+}
+
+// authorize is Authorize with the refusal's concrete type, for Wrap.
+func (m *Middleware) authorize(r *http.Request, method string, u *url.URL) (*keygate.Principal, *Error) {
 	if e := checkTarget(method, u, m.cfg.ExtraMethods); e != nil {
 		return nil, e
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -317,11 +318,13 @@ func TestAuthorizeForwarded(t *testing.T) {
 	m, _ := httpauth.New(httpauth.Config{Verifier: e.verifier, Policy: e.policy})
 	r := httptest.NewRequest("GET", "/auth", nil)
 	r.Header.Set("Authorization", "Bearer "+e.token(t, "alice", nil))
+	// A nil *Error never hides in a non-nil error: the nil-interface trap.
 	if p, err := m.Authorize(r, "GET", &url.URL{Path: "/api/x"}); err != nil || p.Username != "alice" {
 		t.Errorf("Authorize(GET /api/x) = %v, %v; want alice", p, err)
 	}
-	if _, err := m.Authorize(r, "GET", &url.URL{Path: "/admin/x"}); err == nil || err.Status != 403 {
-		t.Errorf("Authorize(GET /admin/x) = %v; want 403", err)
+	var refusal *httpauth.Error
+	if _, err := m.Authorize(r, "GET", &url.URL{Path: "/admin/x"}); !errors.As(err, &refusal) || refusal.Status != 403 {
+		t.Errorf("Authorize(GET /admin/x) = %v; want a 403 *httpauth.Error", err)
 	}
 }
 

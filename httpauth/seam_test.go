@@ -306,7 +306,11 @@ func TestAuthorizeSeam(t *testing.T) {
 			_, refusal := m.Authorize(r, tt.method, u)
 			got := 0
 			if refusal != nil {
-				got = refusal.Status
+				var e *httpauth.Error
+				if !errors.As(refusal, &e) {
+					t.Fatalf("Authorize error is %T; want *httpauth.Error", refusal)
+				}
+				got = e.Status
 			}
 			if got != tt.want {
 				t.Errorf("Authorize(%q, %q) = %d (%v); want %d", tt.method, tt.uri, got, refusal, tt.want)

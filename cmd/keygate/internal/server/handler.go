@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -46,7 +47,13 @@ const (
 // it and, on refusal, logs it.
 func (s *Server) decide(r *http.Request, mode, method string, u *url.URL) (*keygate.Principal, *httpauth.Error) {
 	start := time.Now()
-	p, e := s.auth.Authorize(r, method, u)
+	p, err := s.auth.Authorize(r, method, u)
+	var e *httpauth.Error
+	if err != nil && !errors.As(err, &e) {
+		// Authorize documents *httpauth.Error; were it anything else,
+		// the request is still refused.
+		e = &httpauth.Error{Status: http.StatusUnauthorized, Description: "a bearer token is required", Err: err}
+	}
 	s.record(r.Context(), mode, method, u.Path, e, time.Since(start))
 	return p, e
 }
