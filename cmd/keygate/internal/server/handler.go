@@ -156,14 +156,15 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 // and X-Forwarded-Uri (Traefik, Caddy) or X-Original-Method and
 // X-Original-URI (NGINX).
 //
-// A subrequest carrying a header that keygate sets or strips, in any
-// spelling, is refused with 400: the front proxy passed a client's
-// header that its own rules missed (X_Auth_Username, which NGINX drops
-// but Caddy passes), and the upstream may read it as keygate's. The
-// forward-auth inputs are accepted in their canonical spelling only.
+// A subrequest carrying a header that keygate sets, in any spelling, or
+// a '_' spelling of one it strips, is refused with 400: the front proxy
+// passed a client's header that its own rules missed (X_Auth_Username,
+// which NGINX drops but Caddy passes), and the upstream may read it as
+// keygate's. The strip list and the forward-auth inputs are accepted in
+// their plain spelling (see spoofed).
 func (s *Server) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if name := s.strip.spoofed(r.Header); name != "" {
+	if name := spoofed(r.Header, s.owned, s.strip); name != "" {
 		e := badRequest(spoofedHeader)
 		e.Err = fmt.Errorf("server: forward-auth request carries the header %s", name)
 		s.record(r, r.Method, s.faPath, e, 0)
