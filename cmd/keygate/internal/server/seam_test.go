@@ -208,6 +208,51 @@ func TestProxyHeaderHygiene(t *testing.T) {
 	}
 }
 
+// TestProxyConnectionHeader checks that a client's Connection header
+// cannot take keygate's identity headers away (review of issue #7, M4):
+// the proxy drops the headers it names before it sets its own. A
+// Connection-listed Authorization does not hide the token from the
+// decision either.
+func TestProxyConnectionHeader(t *testing.T) {
+	iss := issuer(t)
+	s, _ := start(t, baseConfig(iss, echo(t).URL))
+	alice := token(t, iss, "alice")
+	for _, conn := range []string{
+		"X-Auth-Roles, X-Auth-Subject, X-Auth-Username",
+		"keep-alive, X-Auth-Roles",
+		"Authorization",
+		"close, Authorization, X-Auth-Username",
+	} {
+		raw := fmt.Sprintf("GET /api/x HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer %s\r\nConnection: %s\r\n\r\n", alice, conn)
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		io.WriteString(c, raw)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatalf("Connection: %s: %v", conn, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("Connection: %s: GET /api/x = %d %s; want 200", conn, resp.StatusCode, body)
+			continue
+		}
+		var e echoed
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]string{"X-Auth-Username": "alice", "X-Auth-Roles": "user", "X-Auth-Subject": iss.Subject("alice")} {
+			if got := e.Headers.Values(name); len(got) != 1 || got[0] != want {
+				t.Errorf("Connection: %s: upstream saw %s = %q; want [%s]", conn, name, got, want)
+			}
+		}
+	}
+}
+
 // TestStripHeadersConfig checks that strip_headers replaces the default
 // list, and that identity headers are stripped whatever the list.
 func TestStripHeadersConfig(t *testing.T) {
