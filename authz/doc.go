@@ -70,8 +70,13 @@
 //   - Path case, opt-in: [Config.CaseInsensitivePaths]
 //     (case_insensitive_paths: true in YAML) makes literal segments
 //     compare as strings.EqualFold does, so that /admin/** covers
-//     /ADMIN/x. Set it when the upstream routes paths case-insensitively
-//     (ASP.NET, IIS, Spring with a case-insensitive matcher).
+//     /ADMIN/x. Set it when the upstream routes paths case-insensitively:
+//     Express and Koa (@koa/router) do BY DEFAULT, and so do ASP.NET,
+//     IIS and Spring with a case-insensitive matcher. This package
+//     cannot detect it: in front of such an upstream without the
+//     option, /ADMIN/x misses the rule for /admin/** and the upstream
+//     serves it as /admin/x. Set the option, or make the upstream
+//     case-sensitive (Express: the "case sensitive routing" setting).
 //
 // Other spellings (dot segments, "//", encoded slashes and backslashes,
 // double encoding, "#", ";" and control characters) are not matched at

@@ -15,6 +15,11 @@
 //     that method and route, and that the application read only the
 //     caller's verified identity.
 //   - TestForwardAuthProtocol: the same inputs as forward-auth headers.
+//   - TestFrontHeaders: forwarding headers a client made up (Forwarded,
+//     X-Forwarded-Host, X-Real-IP, ...) and Connection headers naming
+//     keygate's identity headers, through keygate's proxy and the NGINX
+//     and Caddy examples: no client value reaches the application, the
+//     identity headers arrive, and WebSocket upgrades still pass.
 //   - TestExhaustion: 3000 idle connections against keygate running with
 //     an open-file limit of 1024 and limits.max_connections 500; a
 //     legitimate request must still reach the upstream, keygate must not

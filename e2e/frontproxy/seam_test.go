@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,10 @@ var seamCases = []seamCase{
 	{name: "5/anonymous X-Forwarded-User", method: "GET", target: "/public/hello", headers: []string{"X-Forwarded-User: admin", "X-Forwarded-Email: admin@example.com"}},
 	{name: "5/anonymous Remote-User", method: "GET", target: "/public/hello", headers: []string{"Remote-User: admin"}},
 	{name: "5/anonymous X-Forwarded-Prefix", method: "GET", target: "/public/hello", headers: []string{"X-Forwarded-Prefix: /admin"}},
+	{name: "5/anonymous forwarding headers", method: "GET", target: "/public/hello",
+		headers: []string{"Forwarded: for=127.0.0.1;host=admin.internal", "X-Forwarded-Port: 443", "X-Forwarded-Ssl: on", "X-Client-IP: 127.0.0.1", "X-Envoy-Original-Path: /admin/users"}},
+	{name: "5/anonymous forwarding headers with _", method: "GET", target: "/public/hello",
+		headers: []string{"X_Forwarded_Server: admin", "True_Client_IP: 127.0.0.1", "X_Original_Host: admin.internal"}},
 
 	// 6. A malformed bearer token is 401, also behind NGINX.
 	{name: "6/not b64token", method: "GET", target: "/api/orders", auth: "Bearer abc$def", want: 401},
@@ -216,15 +221,19 @@ type acted struct {
 
 // owned are the normalized names (lower case, "_" as "-") of the headers
 // keygate sets, and stripped are those of the default strip list
-// (SEAM-SPEC section 4). Neither may reach an application in any spelling
-// other than the identity keygate set.
+// (SEAM-SPEC section 4) but X-Forwarded-Host and X-Real-IP, which keygate
+// or the front proxy set themselves (TestFrontHeaders checks their
+// values). Neither may reach an application in any spelling other than
+// the identity keygate set.
 var (
 	owned    = []string{"x-auth-subject", "x-auth-username", "x-auth-email", "x-auth-roles", "x-auth-client", "x-auth-scopes"}
 	stripped = []string{"x-original-url", "x-rewrite-url", "x-original-uri", "x-original-method",
 		"x-http-method-override", "x-http-method", "x-method-override", "x-forwarded-user", "x-forwarded-email",
 		"x-forwarded-preferred-username", "x-forwarded-groups", "x-forwarded-access-token", "x-auth-request-user",
 		"x-auth-request-email", "x-auth-request-preferred-username", "x-auth-request-groups",
-		"x-auth-request-access-token", "remote-user", "x-remote-user", "x-forwarded-prefix"}
+		"x-auth-request-access-token", "remote-user", "x-remote-user", "x-forwarded-prefix",
+		"forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-server",
+		"x-client-ip", "true-client-ip", "x-original-host", "x-envoy-original-path"}
 )
 
 func (c seamCase) run(t *testing.T, addr string, callers map[string]caller, oracle *authz.Policy) {
@@ -323,7 +332,8 @@ func exchange(addr, raw string) (status int, body []byte, err error) {
 // TestForwardAuthProtocol asks keygate's forward-auth endpoint directly,
 // as a front proxy would, about the inputs of issue #7 that travel in the
 // forward-auth headers: the answer must not be 2xx for what the rules
-// deny, and spoofed identity headers make it refuse with 400.
+// deny; identity headers in any spelling, and '_' spellings of the
+// strip-list names, make it refuse with 400.
 func TestForwardAuthProtocol(t *testing.T) {
 	idp := issuer(t)
 	k := startKeygate(t, idp, "access:\n"+indent(seamRules, "  "))
@@ -348,8 +358,14 @@ func TestForwardAuthProtocol(t *testing.T) {
 		{"1/X_Auth_Username", "", []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /public/x", "X_Auth_Username: admin"}, false, 400},
 		{"1/x-auth_roles", alice, []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/x", "x-auth_roles: admin"}, false, 400},
 		{"1/X_Forwarded_Method", alice, []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/x", "X_Forwarded_Method: DELETE"}, false, 400},
-		{"5/Remote-User", "", []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /public/x", "Remote-User: admin"}, false, 400},
-		{"5/X-HTTP-Method-Override", alice, []string{"X-Forwarded-Method: POST", "X-Forwarded-Uri: /orders/7", "X-HTTP-Method-Override: DELETE"}, false, 400},
+		{"5/Remote_User", "", []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /public/x", "Remote_User: admin"}, false, 400},
+		{"5/X_HTTP_Method_Override", alice, []string{"X-Forwarded-Method: POST", "X-Forwarded-Uri: /orders/7", "X_HTTP_Method_Override: DELETE"}, false, 400},
+		{"5/X_Real_IP", "", []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /public/x", "X_Real_IP: 127.0.0.1"}, false, 400},
+		// The plain spelling of a strip-list name is the front proxy's
+		// to clear for the application (the examples do); front proxies
+		// set some on the subrequest themselves.
+		{"5/X-Real-IP from NGINX", "", []string{"X-Original-Method: GET", "X-Original-URI: /public/x", "X-Real-IP: 10.0.0.1"}, true, 200},
+		{"5/X-Forwarded-Prefix from Traefik", alice, []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/x", "X-Forwarded-Prefix: /app"}, true, 200},
 		{"6/malformed token", "abc$def", []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/x"}, false, 401},
 	}
 	for _, tt := range tests {
@@ -398,4 +414,201 @@ func indent(s, prefix string) string {
 		}
 	}
 	return strings.Join(lines, "")
+}
+
+// echoApp starts an application that answers every request with what it
+// received, as JSON ({"path", "host", "headers"}), and accepts WebSocket
+// style upgrades (Connection: Upgrade, Upgrade: websocket): it answers
+// 101, writes the same JSON as one line on the upgraded connection, then
+// echoes every line it reads. It returns the application's host:port.
+func echoApp(t *testing.T) string {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ := json.Marshal(map[string]any{"path": r.URL.Path, "host": r.Host, "headers": r.Header})
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(seen)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n%s\n", seen)
+		brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			brw.WriteString(line)
+			brw.Flush()
+		}
+	}))
+	t.Cleanup(up.Close)
+	return strings.TrimPrefix(up.URL, "http://")
+}
+
+// seenByApp is what echoApp answers with.
+type seenByApp struct {
+	Path    string      `json:"path"`
+	Host    string      `json:"host"`
+	Headers http.Header `json:"headers"`
+}
+
+// TestFrontHeaders sends forwarding headers and Connection-listed header
+// names through keygate's proxy and the NGINX and Caddy examples (review
+// of issue #7, findings L1 and M4): no value a client chose under a
+// forwarding name reaches the application, and a client's Connection
+// header cannot make a front proxy drop keygate's identity headers after
+// it set them. WebSocket upgrades still pass.
+func TestFrontHeaders(t *testing.T) {
+	need(t, "nginx")
+	need(t, "caddy")
+	idp := issuer(t)
+	app := echoApp(t)
+	k := startKeygate(t, idp, "upstream: http://"+app+"\naccess:\n"+indent(seamRules, "  "))
+	alice := idp.MustMint(t, keycloaktest.Token{Client: "demo-app", User: "alice"})
+	fronts := []struct {
+		name      string
+		addr      string
+		websocket bool // the example passes upgrades on
+	}{
+		{"keygate", k.addr, true},
+		{"nginx", startNGINX(t, k.addr, app), false},
+		{"caddy", startCaddy(t, k.addr, app), true},
+	}
+	forwarding := []string{
+		"Forwarded: for=spoof;host=spoof.example;proto=https", "X-Forwarded-Host: spoof.example",
+		"X-Forwarded-Port: 4430 spoof", "X-Forwarded-Ssl: on spoof", "X-Forwarded-Scheme: https spoof",
+		"X-Forwarded-Server: spoof", "X-Real-IP: spoof", "X-Client-IP: spoof", "True-Client-IP: spoof",
+		"X-Original-Host: spoof.example", "X-Envoy-Original-Path: /admin/spoof",
+		"X-Forwarded-For: spoof", "X-Forwarded-Proto: spoof",
+	}
+	tests := []struct {
+		name     string
+		target   string
+		token    string
+		headers  []string
+		status   []int // any of these
+		identity bool  // the application must see alice's identity headers
+	}{
+		{"forwarding headers, anonymous", "/public/x", "", forwarding, []int{200}, false},
+		{"forwarding headers, alice", "/api/x", alice, forwarding, []int{200}, true},
+		// Caddy passes '_' names to keygate, which refuses them (400).
+		{"forwarding headers with _", "/public/x", "", []string{"X_Forwarded_Host: spoof.example", "X_Real_IP: spoof", "x_forwarded_port: spoof"}, []int{200, 400}, false},
+		{"Connection lists identity headers", "/api/x", alice, []string{"Connection: X-Auth-Roles, X-Auth-Subject, X-Auth-Username"}, []int{200}, true},
+		{"Connection keep-alive and identity headers", "/api/x", alice, []string{"Connection: keep-alive, X-Auth-Roles", "Connection: X-Auth-Username"}, []int{200}, true},
+		{"Connection lists Authorization", "/api/x", alice, []string{"Connection: Authorization"}, []int{200}, true},
+	}
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					var b strings.Builder
+					fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\n", tt.target, f.addr)
+					if tt.token != "" {
+						fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", tt.token)
+					}
+					for _, h := range tt.headers {
+						b.WriteString(h + "\r\n")
+					}
+					if !strings.Contains(b.String(), "Connection:") {
+						b.WriteString("Connection: close\r\n")
+					}
+					b.WriteString("\r\n")
+					status, body, err := exchange(f.addr, b.String())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Contains(tt.status, status) {
+						t.Fatalf("GET %s = %d %.300q; want one of %v", tt.target, status, body, tt.status)
+					}
+					if status != 200 {
+						return
+					}
+					var seen seenByApp
+					if err := json.Unmarshal(body, &seen); err != nil {
+						t.Fatalf("the application's answer %.300q: %v", body, err)
+					}
+					checkSeen(t, seen, f.addr, tt.identity)
+				})
+			}
+			t.Run("websocket", func(t *testing.T) {
+				if !f.websocket {
+					t.Skip("the example does not pass upgrades on")
+				}
+				for _, conn := range []string{"Upgrade", "keep-alive, Upgrade, X-Auth-Roles, X-Auth-Username"} {
+					raw := fmt.Sprintf("GET /api/ws HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: %s\r\nUpgrade: websocket\r\nX-Real-IP: spoof\r\n\r\n", f.addr, alice, conn)
+					c, err := net.DialTimeout("tcp", f.addr, 10*time.Second)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(30 * time.Second))
+					io.WriteString(c, raw)
+					br := bufio.NewReader(c)
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("Connection: %s: %v", conn, err)
+					}
+					if resp.StatusCode != http.StatusSwitchingProtocols {
+						b, _ := io.ReadAll(resp.Body)
+						t.Fatalf("Connection: %s: upgrade = %d %.300q; want 101", conn, resp.StatusCode, b)
+					}
+					line, err := br.ReadString('\n')
+					if err != nil {
+						t.Fatal(err)
+					}
+					var seen seenByApp
+					if err := json.Unmarshal([]byte(line), &seen); err != nil {
+						t.Fatalf("the application's first line %.300q: %v", line, err)
+					}
+					checkSeen(t, seen, f.addr, true)
+					io.WriteString(c, "ping\n")
+					if echo, err := br.ReadString('\n'); err != nil || echo != "ping\n" {
+						t.Errorf("Connection: %s: echo over the upgraded connection = %q, %v; want \"ping\\n\"", conn, echo, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// checkSeen checks what the application received: no value a client
+// chose under a forwarding name (every such value holds "spoof"), an
+// X-Forwarded-Host, when present, naming the host the client asked for
+// (front is its host:port), and alice's identity headers when identity
+// is set, none otherwise.
+func checkSeen(t *testing.T, seen seenByApp, front string, identity bool) {
+	t.Helper()
+	for k, vs := range seen.Headers {
+		for _, v := range vs {
+			if strings.Contains(strings.ToLower(v), "spoof") {
+				t.Errorf("the application received %s: %q, a value the client chose", k, v)
+			}
+		}
+	}
+	host, _, _ := net.SplitHostPort(front)
+	for _, v := range seen.Headers.Values("X-Forwarded-Host") {
+		if v != front && v != host {
+			t.Errorf("the application received X-Forwarded-Host %q; want %s", v, front)
+		}
+	}
+	want := map[string]string{"X-Auth-Username": "", "X-Auth-Roles": "", "X-Auth-Subject": ""}
+	if identity {
+		want = map[string]string{"X-Auth-Username": "alice", "X-Auth-Roles": "user", "X-Auth-Subject": "*"}
+	}
+	for name, w := range want {
+		got := seen.Headers.Values(name)
+		switch {
+		case w == "" && len(got) != 0:
+			t.Errorf("the application received %s %q; want none", name, got)
+		case w != "" && len(got) != 1:
+			t.Errorf("the application received %s %q; want one (a client's Connection header must not remove it)", name, got)
+		case w != "" && w != "*" && got[0] != w:
+			t.Errorf("the application received %s %q; want %q", name, got, w)
+		}
+	}
 }

@@ -113,8 +113,12 @@ type Config struct {
 
 	// StripHeaders are removed from every proxied request, whatever
 	// their case and whether they are written with '-' or '_', like the
-	// identity headers; forward-auth refuses requests that carry one.
-	// They are headers that other stacks trust for routing or identity.
+	// identity headers. Forward-auth refuses a request that carries one
+	// spelled with '_' (a front proxy's exact-name rules miss those);
+	// the plain spelling is the front proxy's to clear, and some set it
+	// on their subrequest (NGINX's X-Real-IP, Traefik's
+	// X-Forwarded-Prefix). They are headers that other stacks trust for
+	// routing or identity.
 	// Nil means [DefaultStripHeaders]; a list replaces the default, and an
 	// empty list strips the identity headers only.
 	StripHeaders []string `yaml:"strip_headers"`
@@ -336,7 +340,9 @@ func DefaultIdentityHeaderNames() []string {
 
 // DefaultStripHeaders returns the default of [Config.StripHeaders]:
 // headers that other proxies, frameworks and servers read as the original
-// URL or method, or as the authenticated user.
+// URL or method, as the authenticated user, or as the client's address,
+// host, port or scheme (which frameworks use to build URLs and to decide
+// whether a request is local or secure).
 func DefaultStripHeaders() []string {
 	return []string{
 		"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Original-Method",
@@ -346,6 +352,9 @@ func DefaultStripHeaders() []string {
 		"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username",
 		"X-Auth-Request-Groups", "X-Auth-Request-Access-Token",
 		"Remote-User", "X-Remote-User", "X-Forwarded-Prefix",
+		"Forwarded", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Ssl",
+		"X-Forwarded-Scheme", "X-Forwarded-Server", "X-Real-IP", "X-Client-IP",
+		"True-Client-IP", "X-Original-Host", "X-Envoy-Original-Path",
 	}
 }
 

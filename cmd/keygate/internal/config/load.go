@@ -300,6 +300,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		// The type checks its own keys (authz.Config); only note where
+		// they are, for warnings such as access.default.
+		recordLines(n, path, lines)
 		return
 	}
 	switch {
@@ -332,6 +335,31 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
 			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, report)
+		}
+	}
+}
+
+// recordLines notes the line of every key under n, mappings and
+// sequences alike ("access.rules[0].path"), checking nothing.
+func recordLines(n *yaml.Node, path string, lines map[string]int) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := path + "." + k.Value
+			if _, ok := lines[p]; !ok {
+				lines[p] = k.Line
+			}
+			recordLines(v, p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = c.Line
+			recordLines(c, p, lines)
 		}
 	}
 }

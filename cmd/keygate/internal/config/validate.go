@@ -252,13 +252,15 @@ func (v *validator) headers(h IdentityHeaders) {
 }
 
 // unstrippable reports whether the normalized header name may not be in
-// strip_headers: HTTP, the token or keygate's proxy need it, and
-// forward-auth would refuse every request carrying it.
+// strip_headers: HTTP or the token need it, or keygate's proxy replaces
+// it anyway (X-Forwarded-For and -Proto; X-Forwarded-Host, also
+// replaced, is on the default list so that the front proxy examples
+// clear or set it).
 func unstrippable(norm string) bool {
 	switch norm {
 	case "authorization", "connection", "content-length", "content-type", "cookie",
 		"host", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer",
-		"transfer-encoding", "upgrade", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto":
+		"transfer-encoding", "upgrade", "x-forwarded-for", "x-forwarded-proto":
 		return true
 	}
 	return false
@@ -272,7 +274,7 @@ func (v *validator) stripHeaders(names []string) {
 		case len(n) > MaxHeaderNameLength:
 			v.add("strip_headers", "strip_headers: a name is %d bytes long; names are at most %d bytes", len(n), MaxHeaderNameLength)
 		case unstrippable(NormalizeHeaderName(n)):
-			v.add("strip_headers", "strip_headers: %q cannot be stripped: HTTP or keygate itself needs it (keygate already replaces X-Forwarded-For, -Host and -Proto); remove it", n)
+			v.add("strip_headers", "strip_headers: %q cannot be stripped: HTTP or keygate itself needs it (keygate already replaces X-Forwarded-For and -Proto); remove it", n)
 		}
 	}
 }

@@ -29,22 +29,79 @@ const (
 	// exceeds the process's open-file limit, where the limit no longer
 	// protects anything.
 	WarnMaxConnections = 65536
+	// WarnMaxStale: a longer keys.max_stale keeps verifying tokens with
+	// keys the issuer has dropped (rotated out, or revoked after a leak)
+	// that long while fetches fail.
+	WarnMaxStale = 7 * 24 * time.Hour
+	// WarnReadHeader: a longer timeouts.read_header lets each client
+	// that sends nothing hold a connection slot that long.
+	WarnReadHeader = time.Minute
+	// WarnIdle: a longer timeouts.idle keeps idle keep-alive
+	// connections, and their memory, that long.
+	WarnIdle = 10 * time.Minute
+	// WarnCacheBytes: a larger verify.cache_bytes, in bytes, lets the
+	// token cache hold more memory than a sidecar should.
+	WarnCacheBytes = 1 << 30
+	// WarnCacheSize: a larger verify.cache_size, in tokens, is far
+	// beyond the callers one keygate serves.
+	WarnCacheSize = 1_000_000
 )
 
 // Warnings returns the settings of the file that are valid but risky,
 // each with its line and what to do, as [Error] values with Warning set:
-// a main listener on every interface without TLS, an admin listener on
-// every interface, key fetch intervals that let keygate (or a caller)
-// hammer the issuer, a leeway or token size limit far beyond need, a
-// strip_headers list that leaves out default names, and a connection
-// limit that is off or out of reach. It reports nothing for a file with
-// errors that [File.Validate] finds; call Validate first.
+// a main listener beyond loopback without TLS, an admin listener on
+// every interface, the insecure switches (any audience, keys over plain
+// HTTP, untyped tokens), key fetch intervals that let keygate (or a
+// caller) hammer the issuer, a leeway, stale-key period, token size,
+// cache or timeout far beyond need, a public default or a rule with
+// strict_trailing_slash, a strip_headers list that leaves out default
+// names, and a connection limit that is off or out of reach. It reports
+// nothing for a file with errors that [File.Validate] finds; call
+// Validate first.
 func (f *File) Warnings() Errors {
 	w := warner{f: f}
 	c := &f.Config
 
-	if c.TLS == nil && anyInterface(c.Listen) {
+	switch {
+	case c.TLS != nil:
+	case anyInterface(c.Listen):
 		w.add("listen", "listen %q accepts plain HTTP on every interface, so bearer tokens cross the network in clear and callers can bypass the front proxy; bind to 127.0.0.1 (or the one address the front proxy reaches), or set tls:", c.Listen)
+	case c.Listen != "" && !loopbackAddr(c.Listen):
+		w.add("listen", "listen %q accepts plain HTTP on an address beyond loopback, so bearer tokens cross the network in clear and callers that reach it can bypass the front proxy; bind to 127.0.0.1 when the front proxy runs on the same host, or set tls:", c.Listen)
+	}
+	if c.InsecureSkipAudienceCheck {
+		w.add("insecure_skip_audience_check", "insecure_skip_audience_check accepts a token issued for any client of the realm, so a token meant for another service opens this one; list this service's aud values in audiences: (a Keycloak audience mapper adds them) and remove the key")
+	}
+	if c.Keys.InsecureAllowHTTP {
+		w.add("keys.insecure_allow_http", "keys.insecure_allow_http fetches keys over plain HTTP from hosts beyond loopback, so anyone on the path can replace them and forge tokens; use the issuer's https URL (or jwks_url) and remove the key")
+	}
+	if c.Verify.AllowUntypedTokens {
+		w.add("verify.allow_untyped_tokens", "verify.allow_untyped_tokens accepts tokens without typ Bearer or at+jwt, such as ID tokens of some providers, as access tokens; keep it false for Keycloak, which types its access tokens, and remove the key")
+	}
+	if d := c.Keys.MaxStale; d > WarnMaxStale {
+		w.add("keys.max_stale", "keys.max_stale %v keeps accepting tokens signed with the last keys fetched that long while the issuer cannot be reached, even keys it has since removed; use 24h (the default) or at most 7 days", d)
+	}
+	if d := c.Timeouts.ReadHeader; d > WarnReadHeader {
+		w.add("timeouts.read_header", "timeouts.read_header %v lets a client that sends nothing hold a connection that long, so few clients fill limits.max_connections; use 10s (the default) or at most 1m", d)
+	}
+	if d := c.Timeouts.Idle; d > WarnIdle {
+		w.add("timeouts.idle", "timeouts.idle %v keeps idle keep-alive connections that long; use 60s (the default) or at most 10m", d)
+	}
+	if a := c.Access; a != nil {
+		if a.Default.Public() {
+			w.add("access.default", "access.default lets anonymous callers reach every path no rule names (permit_all), so a route the rules forget is public; use authenticated (or deny) and give public paths rules with require: permit_all")
+		}
+		for i, r := range a.Rules {
+			if r.StrictTrailingSlash {
+				w.add(fmt.Sprintf("access.rules[%d].strict_trailing_slash", i), "access rule %d (path %s) sets strict_trailing_slash, so requests with the other trailing slash fall to later rules or the default while most frameworks serve them the same; remove it unless the upstream serves the two differently", i+1, r.Path)
+			}
+		}
+	}
+	if n := c.Verify.CacheBytes; n > WarnCacheBytes {
+		w.add("verify.cache_bytes", "verify.cache_bytes %d is over 1 GiB of memory for cached tokens; use 33554432 (32 MiB, the default) or what your callers' tokens need", n)
+	}
+	if n := c.Verify.CacheSize; n > WarnCacheSize {
+		w.add("verify.cache_size", "verify.cache_size %d is over 1,000,000 tokens, far beyond the callers one keygate serves; use 4096 (the default) or the number of callers active within a token's lifetime", n)
 	}
 	if a := c.Admin; a != nil && anyInterface(a.Listen) {
 		w.add("admin.listen", "admin.listen %q serves /metrics and /readyz on every interface; bind it to 127.0.0.1 or an address only your monitoring reaches", a.Listen)
@@ -96,6 +153,14 @@ type warner struct {
 
 func (w *warner) add(key, format string, args ...any) {
 	w.warns = append(w.warns, &Error{File: w.f.Name, Line: w.f.Line(key), Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// loopbackAddr reports whether the listen address binds a loopback
+// address only: a loopback IP or localhost. Other host names may
+// resolve anywhere and count as beyond loopback.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && loopback(host)
 }
 
 // anyInterface reports whether the listen address binds every interface:

@@ -36,14 +36,16 @@ rules:
 // owned are the normalized names (ASCII lower case, "_" as "-") of the
 // identity headers keygate sets; stripped are those of the default strip
 // list (SEAM-SPEC section 4), which other stacks trust for routing or
-// identity.
+// identity, but X-Forwarded-Host, which keygate's proxy sets itself.
 var (
 	owned    = []string{"x-auth-subject", "x-auth-username", "x-auth-email", "x-auth-roles", "x-auth-client", "x-auth-scopes"}
 	stripped = []string{"x-original-url", "x-rewrite-url", "x-original-uri", "x-original-method",
 		"x-http-method-override", "x-http-method", "x-method-override", "x-forwarded-user", "x-forwarded-email",
 		"x-forwarded-preferred-username", "x-forwarded-groups", "x-forwarded-access-token", "x-auth-request-user",
 		"x-auth-request-email", "x-auth-request-preferred-username", "x-auth-request-groups",
-		"x-auth-request-access-token", "remote-user", "x-remote-user", "x-forwarded-prefix"}
+		"x-auth-request-access-token", "remote-user", "x-remote-user", "x-forwarded-prefix",
+		"forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-server",
+		"x-real-ip", "x-client-ip", "true-client-ip", "x-original-host", "x-envoy-original-path"}
 )
 
 // normalize is SEAM-SPEC's normalized header name.
@@ -163,6 +165,10 @@ func variants() []variant {
 		{"X-Forwarded-User: admin"}, {"X-Forwarded-Email: admin@example.com"}, {"X-Forwarded-Groups: admin"},
 		{"X-Forwarded-Prefix: /admin"}, {"X-Auth-Request-User: admin"}, {"X-Forwarded-Preferred-Username: admin"},
 		{"X-Forwarded-Access-Token: x"},
+		{"Forwarded: for=127.0.0.1;host=admin.internal;proto=https"}, {"X-Real-IP: 127.0.0.1"}, {"X_Real_IP: 127.0.0.1"},
+		{"X-Forwarded-Port: 443", "X-Forwarded-Ssl: on", "X-Forwarded-Scheme: https"}, {"X-Forwarded-Server: admin"},
+		{"X-Client-IP: 127.0.0.1", "True-Client-IP: 127.0.0.1"}, {"X-Original-Host: admin"},
+		{"X-Envoy-Original-Path: /admin/users"}, {"x_forwarded_port: 443"},
 	}
 	for _, hs := range headerSets {
 		for _, p := range []string{"/public/x", "/api/x"} {
@@ -474,13 +480,14 @@ func (d *differential) check(v variant, mode string) (reached bool, bad []string
 		if resp.StatusCode/100 != 2 {
 			return false, nil
 		}
-		// A front proxy that, like Caddy's forward_auth, passes the
-		// client's request on with the exact identity names replaced by
-		// keygate's answer.
+		// A front proxy that, like the Caddy example, removes the
+		// client's identity and strip-list headers by their exact name
+		// (any case; '_' spellings pass, and keygate refuses those) and
+		// passes the request on with keygate's identity answer.
 		h := http.Header{}
 		for _, line := range v.headers {
 			k, val, _ := strings.Cut(line, ":")
-			if slices.Contains(owned, strings.ToLower(k)) {
+			if n := strings.ToLower(k); slices.Contains(owned, n) || slices.Contains(stripped, n) {
 				continue
 			}
 			h[k] = append(h[k], strings.TrimSpace(val))

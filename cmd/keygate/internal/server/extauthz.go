@@ -111,11 +111,11 @@ func (x *extAuthz) denied(e *httpauth.Error) *authv3.CheckResponse {
 // with X-Forwarded-Method and X-Forwarded-Uri set from the request's
 // method and path (the request target as sent, query included), for
 // [Server.checkSubrequest]. Envoy's header keys are lower case; they are
-// canonicalized, except the forward-auth method and URI inputs
-// (x-forwarded-uri, x-original-uri and their method headers), which stay
-// lower case, so that checkSubrequest refuses them as the spoofed
-// headers they are: here the inputs come from the attributes, never from
-// the client. X-Forwarded-For, -Proto and -Host pass as Envoy set them.
+// canonicalized. A client's forward-auth method and URI inputs
+// (x-forwarded-uri, x-original-uri and their method headers, in any
+// spelling) are refused as spoofed: here the inputs come from the
+// attributes, never from the client. X-Forwarded-For and -Proto pass as
+// Envoy set them.
 //
 // The headers come from header_map when Envoy sends raw headers
 // (encode_raw_headers: true), repeated names kept apart, else from the
@@ -140,9 +140,11 @@ func extAuthzRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Reque
 			return nil
 		}
 		ck := http.CanonicalHeaderKey(k)
-		switch ck {
-		case "X-Forwarded-Method", "X-Forwarded-Uri", "X-Original-Method", "X-Original-Uri":
-			ck = strings.ToLower(k)
+		switch config.NormalizeHeaderName(k) {
+		case "x-forwarded-method", "x-forwarded-uri", "x-original-method", "x-original-uri":
+			// Here the forward-auth inputs come from the attributes,
+			// so one from the client is spoofed, in any spelling.
+			return badRequest(spoofedHeader)
 		}
 		h[ck] = append(h[ck], v)
 		return nil
@@ -193,9 +195,11 @@ func extAuthzRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Reque
 // strip_headers name and the forward-auth method and URI inputs, in
 // lower case as Envoy compares them, each also with every '-' written as
 // '_'. Other mixed spellings never get this far: checkSubrequest
-// refuses a request that carries one. X-Forwarded-For, -Proto and -Host
-// are Envoy's own and stay; Authorization is removed unless
-// forward_token is set, as proxy mode does.
+// refuses a request that carries one. X-Forwarded-For and -Proto are
+// Envoy's own (set before its filters run) and stay; a client's
+// X-Forwarded-Host goes with the strip list (a route's
+// append_x_forwarded_host adds Envoy's after the filters). Authorization
+// is removed unless forward_token is set, as proxy mode does.
 func (s *Server) headersToRemove() []string {
 	var names []string
 	addName := func(n string) {

@@ -192,13 +192,14 @@ func (s *Server) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 // (nil for an anonymous caller of a public route), or the refusal, which
 // it has recorded and logged.
 //
-// A subrequest carrying a header that keygate sets or strips, in any
-// spelling, is refused with 400: the front proxy passed a client's
-// header that its own rules missed (X_Auth_Username, which NGINX drops
-// but Caddy and Envoy pass), and the upstream may read it as keygate's.
-// The forward-auth inputs are accepted in their canonical spelling only.
+// A subrequest carrying a header that keygate sets, in any spelling, or
+// a '_' spelling of one it strips, is refused with 400: the front proxy
+// passed a client's header that its own rules missed (X_Auth_Username,
+// which NGINX drops but Caddy and Envoy pass), and the upstream may read
+// it as keygate's. The strip list and the forward-auth inputs are
+// accepted in their plain spelling (see spoofed).
 func (s *Server) checkSubrequest(r *http.Request, mode string) (*keygate.Principal, *httpauth.Error) {
-	if name := s.strip.spoofed(r.Header); name != "" {
+	if name := spoofed(r.Header, s.owned, s.strip); name != "" {
 		e := badRequest(spoofedHeader)
 		e.Err = fmt.Errorf("server: %s request carries the header %s", strings.ReplaceAll(mode, "_", "-"), name)
 		s.record(r.Context(), mode, "", "", e, 0)

@@ -2,14 +2,15 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/keygate/keygate/cmd/keygate/internal/config"
 )
 
 // forwardAuthInputs returns the headers of the forward-auth protocol, in
 // their canonical spelling: the only spelling forward-auth accepts for
-// them. The proxy removes every spelling, and sets its own
-// X-Forwarded-For, -Host and -Proto after that.
+// them (see [spoofed]). The proxy removes every spelling, and sets its
+// own X-Forwarded-For, -Host and -Proto after that.
 func forwardAuthInputs() []string {
 	return []string{
 		"X-Original-Uri", "X-Original-Method",
@@ -18,20 +19,9 @@ func forwardAuthInputs() []string {
 	}
 }
 
-// isForwardAuthInput reports whether the header map key k is one of
-// [forwardAuthInputs], spelled exactly so.
-func isForwardAuthInput(k string) bool {
-	switch k {
-	case "X-Original-Uri", "X-Original-Method",
-		"X-Forwarded-Uri", "X-Forwarded-Method",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-For":
-		return true
-	}
-	return false
-}
-
 // spoofedHeader is the fixed error_description of a forward-auth request
-// that carries a header keygate owns or strips.
+// that carries a header keygate sets, or a '_' spelling of one it strips
+// (see [spoofed]).
 const spoofedHeader = "the request carries a header that keygate sets"
 
 // headerSet is a set of header names compared by normalized name:
@@ -96,11 +86,21 @@ func (s headerSet) strip(h http.Header) {
 	}
 }
 
-// spoofed returns the name of a header of h that is in s and is not a
-// forward-auth input in its canonical spelling, or "" when there is none.
-func (s headerSet) spoofed(h http.Header) string {
+// spoofed returns the name of a header of h that a forward-auth request
+// may not carry, or "" when there is none: a name that normalizes to one
+// of owned (the identity headers keygate sets), however it is spelled,
+// or one of strip (the strip list and the forward-auth inputs) spelled
+// with '_'. A strip-list name in its plain spelling passes: clearing it
+// for the application is the front proxy's job, and front proxies set
+// some on their subrequest (NGINX's X-Real-IP, Traefik's
+// X-Forwarded-Prefix, the forward-auth inputs themselves). The '_'
+// spellings are what a front proxy's exact-name rules miss, and what
+// CGI and WSGI servers read as the plain name. The map keys of h are
+// the names as the server read them, canonicalized by net/textproto,
+// which keeps '_'.
+func spoofed(h http.Header, owned, strip headerSet) string {
 	for k := range h {
-		if s.has(k) && !isForwardAuthInput(k) {
+		if owned.has(k) || strings.IndexByte(k, '_') >= 0 && strip.has(k) {
 			return k
 		}
 	}

@@ -26,12 +26,59 @@ func TestHeaderSet(t *testing.T) {
 		{"Remote_User", true},
 		{"X-Original-Url", true},
 		{"X-Forwarded-For", false},
+		{"Forwarded", true},
+		{"X-Real-Ip", true},
+		{"x_forwarded_port", true},
+		{"X-Envoy-Original-Path", true},
 		{"-", false},
 		{"", false},
 	}
 	for _, tt := range tests {
 		if got := s.has(tt.name); got != tt.want {
 			t.Errorf("has(%q) = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestSpoofed checks which header names make forward-auth refuse: an
+// identity header in any spelling, a strip-list name or forward-auth
+// input spelled with '_', and nothing else. The names are map keys as
+// net/http's server stores them (canonicalized, '_' kept).
+func TestSpoofed(t *testing.T) {
+	owned := newHeaderSet([]string{"X-User"}, config.DefaultIdentityHeaderNames())
+	strip := newHeaderSet([]string{"X-User"}, config.DefaultIdentityHeaderNames(), config.DefaultStripHeaders(), forwardAuthInputs())
+	tests := []struct {
+		name    string
+		refused bool
+	}{
+		{"X-User", true},
+		{"X_user", true},
+		{"X-Auth-Roles", true},
+		{"X_auth_roles", true},
+		{"X-Auth_roles", true},
+		{"X-Auth-Username", true}, // a default name, though renamed
+		{"X-Real-Ip", false},      // NGINX sets it on its subrequest
+		{"X_real_ip", true},
+		{"X-Forwarded-Prefix", false}, // Traefik's stripprefix sets it
+		{"X_forwarded_prefix", true},
+		{"Forwarded", false},
+		{"X-Original-Url", false},
+		{"X_original_url", true},
+		{"Remote-User", false},
+		{"Remote_user", true},
+		{"X-Forwarded-Host", false},
+		{"X_forwarded_host", true},
+		{"X-Forwarded-Uri", false},
+		{"X_forwarded_uri", true},
+		{"X-Original-Uri", false},
+		{"X-Request-Id", false},
+		{"X_request_id", false},
+	}
+	for _, tt := range tests {
+		h := http.Header{"Accept": {"*/*"}, tt.name: {"x"}}
+		got := spoofed(h, owned, strip)
+		if want := map[bool]string{true: tt.name}[tt.refused]; got != want {
+			t.Errorf("spoofed(%s) = %q; want %q", tt.name, got, want)
 		}
 	}
 }
@@ -54,7 +101,8 @@ func TestStripAllocs(t *testing.T) {
 	if len(clean) != 8 {
 		t.Errorf("strip removed a clean header: %v", clean)
 	}
-	if n := testing.AllocsPerRun(100, func() { s.spoofed(clean) }); n != 0 {
+	owned := newHeaderSet(config.DefaultIdentityHeaderNames())
+	if n := testing.AllocsPerRun(100, func() { spoofed(clean, owned, s) }); n != 0 {
 		t.Errorf("spoofed of a clean request: %v allocations; want 0", n)
 	}
 	dirty := http.Header{}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,7 +77,35 @@ func spoofCases() []struct {
 		{"X_Forwarded_Host", one("X_Forwarded_Host")},
 		{"X-Forwarded-Uri", one("X-Forwarded-Uri")},
 		{"X_Forwarded_Method", one("X_Forwarded_Method")},
+		// Forwarding headers: frameworks build URLs and decide whether a
+		// request is local or secure from them.
+		{"Forwarded", one("Forwarded")},
+		{"X-Forwarded-Host", one("X-Forwarded-Host")},
+		{"X-Forwarded-Port", one("X-Forwarded-Port")},
+		{"x-forwarded-ssl", one("x-forwarded-ssl")},
+		{"X-Forwarded-Scheme", one("X-Forwarded-Scheme")},
+		{"X-Forwarded-Server", one("X-Forwarded-Server")},
+		{"X-Real-IP", one("X-Real-IP")},
+		{"X_Real_IP", one("X_Real_IP")},
+		{"X-Client-IP", one("X-Client-IP")},
+		{"True-Client-IP", one("True-Client-IP")},
+		{"X-Original-Host", one("X-Original-Host")},
+		{"X-Envoy-Original-Path", one("X-Envoy-Original-Path")},
+		{"x_forwarded_server", one("x_forwarded_server")},
 	}
+}
+
+// refusedByForwardAuth reports whether forward-auth must refuse a
+// subrequest carrying hs: one of them is an identity header in any
+// spelling, or is spelled with '_' (every name of spoofCases is an
+// identity, strip-list or forward-auth input name).
+func refusedByForwardAuth(hs []header) bool {
+	for _, h := range hs {
+		if strings.Contains(h.name, "_") || slices.Contains(config.DefaultIdentityHeaderNames(), http.CanonicalHeaderKey(h.name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // send sends a GET with the header lines spelled as given (the map is
@@ -181,6 +210,51 @@ func TestProxyHeaderHygiene(t *testing.T) {
 	}
 }
 
+// TestProxyConnectionHeader checks that a client's Connection header
+// cannot take keygate's identity headers away (review of issue #7, M4):
+// the proxy drops the headers it names before it sets its own. A
+// Connection-listed Authorization does not hide the token from the
+// decision either.
+func TestProxyConnectionHeader(t *testing.T) {
+	iss := issuer(t)
+	s, _ := start(t, baseConfig(iss, echo(t).URL))
+	alice := token(t, iss, "alice")
+	for _, conn := range []string{
+		"X-Auth-Roles, X-Auth-Subject, X-Auth-Username",
+		"keep-alive, X-Auth-Roles",
+		"Authorization",
+		"close, Authorization, X-Auth-Username",
+	} {
+		raw := fmt.Sprintf("GET /api/x HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer %s\r\nConnection: %s\r\n\r\n", alice, conn)
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		io.WriteString(c, raw)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatalf("Connection: %s: %v", conn, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("Connection: %s: GET /api/x = %d %s; want 200", conn, resp.StatusCode, body)
+			continue
+		}
+		var e echoed
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]string{"X-Auth-Username": "alice", "X-Auth-Roles": "user", "X-Auth-Subject": iss.Subject("alice")} {
+			if got := e.Headers.Values(name); len(got) != 1 || got[0] != want {
+				t.Errorf("Connection: %s: upstream saw %s = %q; want [%s]", conn, name, got, want)
+			}
+		}
+	}
+}
+
 // TestStripHeadersConfig checks that strip_headers replaces the default
 // list, and that identity headers are stripped whatever the list.
 func TestStripHeadersConfig(t *testing.T) {
@@ -230,9 +304,11 @@ func TestStripHeadersConfig(t *testing.T) {
 }
 
 // TestForwardAuthRefusesSpoofedHeaders checks that forward-auth refuses
-// a subrequest carrying an owned or strip-list header in any spelling,
-// accepts its own inputs in their canonical spelling only, and names the
-// header in the log, not in the answer.
+// a subrequest carrying an identity header in any spelling, or a
+// strip-list header or forward-auth input spelled with '_'; accepts the
+// plain spelling of strip-list names (the front proxy clears them for
+// the application, and sets some on its subrequest) and of its own
+// inputs; and names the header in the log, not in the answer.
 func TestForwardAuthRefusesSpoofedHeaders(t *testing.T) {
 	iss := issuer(t)
 	s, logs := start(t, baseConfig(iss, ""))
@@ -253,6 +329,12 @@ func TestForwardAuthRefusesSpoofedHeaders(t *testing.T) {
 			t.Run(route.name+"/"+sc.name, func(t *testing.T) {
 				hs := append([]header{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", route.uri}}, route.auth...)
 				resp, body := send(t, http.DefaultClient, s.URL()+"/auth", append(hs, sc.headers...)...)
+				if !refusedByForwardAuth(sc.headers) {
+					if resp.StatusCode != 200 {
+						t.Fatalf("/auth = %d %s; want 200: a strip-list name in its plain spelling is the front proxy's to clear", resp.StatusCode, body)
+					}
+					return
+				}
 				if resp.StatusCode != 400 {
 					t.Fatalf("/auth = %d %s; want 400", resp.StatusCode, body)
 				}
@@ -279,6 +361,9 @@ func TestForwardAuthRefusesSpoofedHeaders(t *testing.T) {
 		{"caddy's inputs", append(orig, header{"X-Forwarded-Host", "example.com"}, header{"X-Forwarded-Proto", "https"}, header{"X-Forwarded-For", "10.0.0.1"})},
 		{"lower case is the same canonical name", []header{{"x-forwarded-method", "GET"}, {"x-forwarded-uri", "/public/x"}, {"x-forwarded-host", "example.com"}}},
 		{"nginx's inputs", []header{{"X-Original-Method", "GET"}, {"X-Original-URI", "/public/x"}}},
+		{"nginx's X-Real-IP", []header{{"X-Original-Method", "GET"}, {"X-Original-URI", "/public/x"}, {"X-Real-IP", "10.0.0.1"}}},
+		{"traefik's inputs and X-Forwarded-Prefix", append(orig, header{"X-Forwarded-Host", "example.com"}, header{"X-Forwarded-Port", "443"},
+			header{"X-Forwarded-Server", "traefik"}, header{"X-Real-Ip", "10.0.0.1"}, header{"X-Forwarded-Prefix", "/app"})},
 	}
 	for _, tt := range accepted {
 		t.Run("accepted/"+tt.name, func(t *testing.T) {
@@ -294,6 +379,8 @@ func TestForwardAuthRefusesSpoofedHeaders(t *testing.T) {
 		{"underscore input", []header{{"X_Forwarded_Method", "GET"}, {"X_Forwarded_Uri", "/public/x"}}},
 		{"underscore host next to canonical inputs", append(orig, header{"X_Forwarded_Host", "evil.example"})},
 		{"nginx pair with underscore", []header{{"X_Original_Method", "GET"}, {"X-Original-URI", "/public/x"}}},
+		{"X_Real_IP next to nginx's inputs", []header{{"X-Original-Method", "GET"}, {"X-Original-URI", "/public/x"}, {"X_Real_IP", "127.0.0.1"}}},
+		{"identity header next to traefik's inputs", append(orig, header{"X-Forwarded-Prefix", "/app"}, header{"X-Auth-Roles", "admin"})},
 	}
 	for _, tt := range refused {
 		t.Run("refused/"+tt.name, func(t *testing.T) {

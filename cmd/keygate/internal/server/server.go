@@ -11,8 +11,10 @@
 //
 // Header names are compared normalized (lower case, '_' as '-'): the
 // proxy removes every incoming identity, strip-list and forward-auth
-// input header in any spelling before it sets its own, and forward-auth
-// refuses a subrequest that carries one (400). Each listener holds at
+// input header in any spelling before it sets its own; forward-auth
+// refuses (400) a subrequest that carries an identity header in any
+// spelling, or a strip-list or forward-auth input header spelled with
+// '_' (the plain spellings are the front proxy's to clear). Each listener holds at
 // most limits.max_connections connections, and every value a client
 // chose is cut to 256 bytes before it is logged. docs/config.md has the
 // whole policy.
@@ -68,10 +70,13 @@ type Server struct {
 	auth    *httpauth.Middleware
 	metrics *metrics.Metrics
 	headers identity
-	// strip holds the names removed from proxied requests and refused
-	// by forward-auth: the identity headers (configured and default
-	// names), the strip list and the forward-auth inputs.
+	// strip holds the names removed from proxied requests: the
+	// identity headers (configured and default names), the strip list
+	// and the forward-auth inputs. owned holds the identity headers
+	// only. Forward-auth refuses owned names in any spelling and strip
+	// names spelled with '_' (see spoofed).
 	strip  headerSet
+	owned  headerSet
 	faPath string
 	proxy  *httputil.ReverseProxy // nil without upstream
 	tls    *tls.Config
@@ -103,6 +108,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), headers: newIdentity(cfg.IdentityHeaders)}
 	s.strip = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames(), cfg.StripHeaders, forwardAuthInputs())
+	s.owned = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames())
 
 	keysClient := opts.KeysClient
 	if keysClient == nil && cfg.Keys.Timeout > 0 {
