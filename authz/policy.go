@@ -61,10 +61,11 @@ type Config struct {
 	// case-insensitive upstream compares (Unicode simple case folding, and
 	// Java's upper-then-lower comparison, which pairs ı with i and ſ with
 	// s), so that /admin/** covers /ADMIN/x and /admın/x. Set it when
-	// the upstream routes paths case-insensitively, as ASP.NET, IIS or a
-	// case-insensitive Spring matcher do; otherwise /ADMIN/x misses the
-	// rule for /admin/** while the upstream serves it. False, the
-	// default, compares paths byte for byte.
+	// the upstream routes paths case-insensitively, as Express and Koa do
+	// by default, and ASP.NET, IIS or a case-insensitive Spring matcher
+	// do; otherwise /ADMIN/x misses the rule for /admin/** while the
+	// upstream serves it. keygate cannot tell: it is the user's to set.
+	// False, the default, compares paths byte for byte.
 	CaseInsensitivePaths bool
 }
 

@@ -237,11 +237,13 @@ type Timeouts struct {
 
 // Limits bound the resources a listener takes on.
 type Limits struct {
-	// MaxConnections bounds the connections each listener (main and
-	// admin) holds open at once, idle keep-alive connections included.
-	// Beyond it, new connections wait in the kernel's accept queue until
-	// one closes. Zero means [DefaultMaxConnections]; a negative value
-	// means no limit.
+	// MaxConnections bounds the connections each listener (main, admin
+	// and ext_authz) holds open at once, idle keep-alive connections
+	// included. When all are taken, keygate closes idle keep-alive
+	// connections, or else the oldest connection still on its first
+	// request after a second, to make room; new connections wait in the
+	// kernel's accept queue meanwhile. Zero means
+	// [DefaultMaxConnections]; a negative value means no limit.
 	MaxConnections int `yaml:"max_connections"`
 }
 
