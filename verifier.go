@@ -155,26 +155,37 @@ type Verifier struct {
 	cache *cache
 }
 
-// NewVerifier checks cfg and returns a Verifier. It does no I/O.
+// ConfigError reports a [Config] field that [NewVerifier] refuses.
+type ConfigError struct {
+	// Field is the name of the field, such as "Audiences".
+	Field string
+	// Problem says what is wrong and what to do, such as "is empty; ...".
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "keygate: Config." + e.Field + " " + e.Problem }
+
+// NewVerifier checks cfg and returns a Verifier. It does no I/O. An error
+// is a [*ConfigError].
 func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Issuer == "" {
-		return nil, errors.New("keygate: config needs an Issuer")
+		return nil, &ConfigError{"Issuer", "is empty; set it to the exact iss of accepted tokens, such as https://keycloak.example.com/realms/myrealm"}
 	}
 	if cfg.Keys == nil {
-		return nil, errors.New("keygate: config needs Keys")
+		return nil, &ConfigError{"Keys", "is nil; use a *jwks.Source"}
 	}
 	if len(cfg.Audiences) == 0 && !cfg.InsecureSkipAudienceCheck {
-		return nil, errors.New("keygate: config needs Audiences; to accept any audience set InsecureSkipAudienceCheck")
+		return nil, &ConfigError{"Audiences", "is empty; list the aud values this service accepts, or set InsecureSkipAudienceCheck to accept any"}
 	}
 	if slices.Contains(cfg.Audiences, "") {
-		return nil, errors.New("keygate: Audiences holds an empty string")
+		return nil, &ConfigError{"Audiences", "holds an empty string; remove it"}
 	}
 	v := &Verifier{cfg: cfg, auth: cfg.Mapping.withDefaults()}
 	if cfg.Algorithms != nil {
 		v.algs = make(map[string]bool, len(cfg.Algorithms))
 		for _, a := range cfg.Algorithms {
 			if !jose.Supported(a) {
-				return nil, fmt.Errorf("keygate: algorithm %q is not supported; use one of %s", a, strings.Join(jose.Algorithms(), ", "))
+				return nil, &ConfigError{"Algorithms", fmt.Sprintf("holds %q, which is not supported; use some of %s (HMAC and none are never accepted)", a, strings.Join(jose.Algorithms(), ", "))}
 			}
 			v.algs[a] = true
 		}

@@ -614,8 +614,8 @@ func TestNewVerifierChecksConfig(t *testing.T) {
 		want string
 	}{
 		{"valid", keygate.Config{Issuer: "https://i", Audiences: []string{"a"}, Keys: keys}, ""},
-		{"no issuer", keygate.Config{Audiences: []string{"a"}, Keys: keys}, "needs an Issuer"},
-		{"no keys", keygate.Config{Issuer: "https://i", Audiences: []string{"a"}}, "needs Keys"},
+		{"no issuer", keygate.Config{Audiences: []string{"a"}, Keys: keys}, "Config.Issuer is empty"},
+		{"no keys", keygate.Config{Issuer: "https://i", Audiences: []string{"a"}}, "Config.Keys is nil"},
 		{"no audience", keygate.Config{Issuer: "https://i", Keys: keys}, "InsecureSkipAudienceCheck"},
 		{"audience check off", keygate.Config{Issuer: "https://i", Keys: keys, InsecureSkipAudienceCheck: true}, ""},
 		{"empty audience", keygate.Config{Issuer: "https://i", Audiences: []string{""}, Keys: keys}, "empty string"},
@@ -627,6 +627,10 @@ func TestNewVerifierChecksConfig(t *testing.T) {
 			_, err := keygate.NewVerifier(tt.cfg)
 			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 				t.Errorf("NewVerifier() = %v; want %q", err, tt.want)
+			}
+			var ce *keygate.ConfigError
+			if err != nil && !errors.As(err, &ce) {
+				t.Errorf("NewVerifier() error is %T; want *keygate.ConfigError", err)
 			}
 		})
 	}

@@ -140,28 +140,38 @@ func (e *Error) Error() string {
 // Unwrap returns e.Err.
 func (e *Error) Unwrap() error { return e.Err }
 
+// ConfigError reports a [Config] field that [New] refuses.
+type ConfigError struct {
+	// Field is the name of the field, such as "Realm".
+	Field string
+	// Problem says what is wrong and what to do.
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "httpauth: Config." + e.Field + " " + e.Problem }
+
 // Middleware authenticates and authorizes requests. It is safe for
 // concurrent use.
 type Middleware struct {
 	cfg Config
 }
 
-// New checks cfg and returns a Middleware.
+// New checks cfg and returns a Middleware. An error is a [*ConfigError].
 func New(cfg Config) (*Middleware, error) {
 	if cfg.Verifier == nil {
-		return nil, errors.New("httpauth: config needs a Verifier")
+		return nil, &ConfigError{"Verifier", "is nil; use a *keygate.Verifier"}
 	}
 	if cfg.Realm == "" {
 		cfg.Realm = "keygate"
 	}
 	for _, c := range cfg.Realm {
 		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return nil, fmt.Errorf("httpauth: realm %q must be printable ASCII without quotes or backslashes", cfg.Realm)
+			return nil, &ConfigError{"Realm", fmt.Sprintf("%q must be printable ASCII without quotes or backslashes", cfg.Realm)}
 		}
 	}
 	for _, m := range cfg.ExtraMethods {
 		if !validMethod(m) {
-			return nil, fmt.Errorf("httpauth: extra method %q is not an RFC 9110 token of 1 to %d bytes", m, maxMethod)
+			return nil, &ConfigError{"ExtraMethods", fmt.Sprintf("holds %q, which is not an RFC 9110 token of 1 to %d bytes", m, maxMethod)}
 		}
 	}
 	if cfg.ErrorHandler == nil {

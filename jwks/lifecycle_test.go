@@ -294,7 +294,7 @@ func TestRedirects(t *testing.T) {
 		{"https to remote http with credentials", "http://user:s3cret@keys.example.com/certs?sig=t0ken", false, nil, "plain http"},
 		{"https to remote http allowed", "http://keys.example.com/certs", true, nil, ""},
 		{"https to loopback http", "http://127.0.0.1:8080/certs", false, nil, ""},
-		{"https to another scheme", "ftp://keys.example.com/certs", true, nil, "scheme must be https"},
+		{"https to another scheme", "ftp://keys.example.com/certs", true, nil, "must start with https://"},
 		{"own CheckRedirect kept", "https://keys.example.com/certs", false,
 			func(*http.Request, []*http.Request) error { return errNoRedirects }, errNoRedirects.Error()},
 	}

@@ -213,22 +213,40 @@ type flight struct {
 	err  error
 }
 
+// ConfigError reports a [Config] field that [NewSource] refuses.
+type ConfigError struct {
+	// Field is the name of the field, such as "URL".
+	Field string
+	// Problem says what is wrong and what to do, such as "is negative".
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "jwks: Config." + e.Field + " " + e.Problem }
+
 // NewSource checks cfg and returns a Source. It does no I/O: keys are
-// fetched once [Source.Start] is called.
+// fetched once [Source.Start] is called. An error is a [*ConfigError].
 func NewSource(cfg Config) (*Source, error) {
 	if cfg.Issuer == "" && cfg.URL == "" {
-		return nil, errors.New("jwks: config needs an Issuer or a URL")
+		return nil, &ConfigError{"Issuer", "and URL are both empty; set the issuer, and URL where the keys are fetched from another address"}
 	}
-	for _, u := range []string{cfg.Issuer, cfg.URL} {
-		if u == "" {
+	for _, f := range []struct{ name, url string }{{"Issuer", cfg.Issuer}, {"URL", cfg.URL}} {
+		if f.url == "" {
 			continue
 		}
-		if err := checkURL(u, cfg.InsecureAllowHTTP); err != nil {
-			return nil, err
+		if err := checkURL(f.url, cfg.InsecureAllowHTTP); err != nil {
+			return nil, &ConfigError{f.name, strings.TrimPrefix(err.Error(), "jwks: URL ")}
 		}
 	}
-	if cfg.RefreshInterval < 0 || cfg.MinRefetchInterval < 0 || cfg.MaxStale < 0 || cfg.MaxResponseSize < 0 || cfg.MaxKeys < 0 {
-		return nil, errors.New("jwks: config durations and limits must not be negative")
+	for _, f := range []struct {
+		name string
+		val  int64
+	}{
+		{"RefreshInterval", int64(cfg.RefreshInterval)}, {"MinRefetchInterval", int64(cfg.MinRefetchInterval)},
+		{"MaxStale", int64(cfg.MaxStale)}, {"MaxResponseSize", cfg.MaxResponseSize}, {"MaxKeys", int64(cfg.MaxKeys)},
+	} {
+		if f.val < 0 {
+			return nil, &ConfigError{f.name, "is negative; use 0 for the default"}
+		}
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval
@@ -276,7 +294,7 @@ func checkURL(raw string, insecure bool) error {
 		if errors.As(err, &ue) {
 			err = ue.Err // its message holds the raw URL, secrets included
 		}
-		return fmt.Errorf("jwks: bad URL: %w", err)
+		return fmt.Errorf("jwks: URL is not a URL: %w", err)
 	}
 	return checkScheme(u, insecure)
 }
@@ -285,7 +303,7 @@ func checkURL(raw string, insecure bool) error {
 // is set.
 func checkScheme(u *url.URL, insecure bool) error {
 	if u.Host == "" {
-		return fmt.Errorf("jwks: URL %q has no host", redact(u))
+		return fmt.Errorf("jwks: URL %q has no host; write the full URL, such as https://keycloak.example.com/realms/myrealm", redact(u))
 	}
 	switch u.Scheme {
 	case "https":
@@ -296,7 +314,7 @@ func checkScheme(u *url.URL, insecure bool) error {
 		}
 		return fmt.Errorf("jwks: URL %q uses plain http; use https, or set InsecureAllowHTTP inside a trusted network", redact(u))
 	}
-	return fmt.Errorf("jwks: URL %q: scheme must be https", redact(u))
+	return fmt.Errorf("jwks: URL %q must start with https://", redact(u))
 }
 
 // maxRedirects is how many redirects a request follows when the

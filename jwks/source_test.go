@@ -371,22 +371,26 @@ func TestNewSourceChecksConfig(t *testing.T) {
 		cfg  jwks.Config
 		want string // "" means valid
 	}{
-		{"empty", jwks.Config{}, "needs an Issuer or a URL"},
+		{"empty", jwks.Config{}, "Config.Issuer and URL are both empty"},
 		{"https", jwks.Config{Issuer: "https://kc.example.com/realms/a"}, ""},
 		{"loopback http", jwks.Config{URL: "http://127.0.0.1:8080/certs"}, ""},
 		{"localhost http", jwks.Config{URL: "http://localhost:8080/certs"}, ""},
 		{"ipv6 loopback http", jwks.Config{URL: "http://[::1]:8080/certs"}, ""},
 		{"remote http", jwks.Config{URL: "http://kc.internal/certs"}, "plain http"},
 		{"remote http allowed", jwks.Config{URL: "http://kc.internal/certs", InsecureAllowHTTP: true}, ""},
-		{"ftp", jwks.Config{URL: "ftp://kc.example.com/certs"}, "scheme must be https"},
+		{"ftp", jwks.Config{URL: "ftp://kc.example.com/certs"}, "must start with https://"},
 		{"no host", jwks.Config{URL: "https:///certs"}, "no host"},
-		{"negative", jwks.Config{URL: "https://a/b", MaxStale: -1}, "must not be negative"},
+		{"negative", jwks.Config{URL: "https://a/b", MaxStale: -1}, "Config.MaxStale is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := jwks.NewSource(tt.cfg)
 			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 				t.Errorf("NewSource() = %v; want %q", err, tt.want)
+			}
+			var ce *jwks.ConfigError
+			if err != nil && !errors.As(err, &ce) {
+				t.Errorf("NewSource() error is %T; want *jwks.ConfigError", err)
 			}
 		})
 	}

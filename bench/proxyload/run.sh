@@ -72,6 +72,10 @@ pids+=($!)
 if [ -n "$BASELINE_REV" ]; then
   BASE="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   sed "s/^listen: .*/listen: $BASE/" "$work/keygate.yaml" >"$work/keygate-base.yaml"
+  # Before the access: block (authz.Config), the rules were under rules:.
+  if ! "$work/keygate-base" config check "$work/keygate-base.yaml" >/dev/null 2>&1; then
+    sed -i 's/^access:/rules:/' "$work/keygate-base.yaml"
+  fi
   "${on_test[@]}" "$work/keygate-base" serve --config "$work/keygate-base.yaml" 2>"$work/keygate-base.log" &
   base_pid=$!
   pids+=($!)

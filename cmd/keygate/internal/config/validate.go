@@ -15,8 +15,6 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
-	"github.com/keygate/keygate/httpauth"
-	"github.com/keygate/keygate/internal/jose"
 )
 
 // Validate checks a Config built in Go; see [File.Validate].
@@ -47,24 +45,10 @@ func (f *File) Validate() error {
 		}
 	}
 
-	switch {
-	case c.Issuer == "" && c.JWKSURL != "":
-		v.add("jwks_url", "issuer is missing; jwks_url only says where the keys are, keygate still needs the exact iss of accepted tokens, such as https://keycloak.example.com/realms/myrealm")
-	case c.Issuer == "":
-		v.add("", "issuer is missing; set it to the exact iss of accepted tokens, such as https://keycloak.example.com/realms/myrealm")
-	default:
-		v.keyURL("issuer", c.Issuer, c.Keys.InsecureAllowHTTP)
-	}
-	if c.JWKSURL != "" {
-		v.keyURL("jwks_url", c.JWKSURL, c.Keys.InsecureAllowHTTP)
-	}
-	switch {
-	case len(c.Audiences) == 0 && !c.InsecureSkipAudienceCheck:
-		v.add("audiences", "audiences is empty; list the aud values this service accepts, or set insecure_skip_audience_check: true to accept any")
-	case len(c.Audiences) > 0 && c.InsecureSkipAudienceCheck:
+	if len(c.Audiences) > 0 && c.InsecureSkipAudienceCheck {
 		v.add("insecure_skip_audience_check", "insecure_skip_audience_check is true but audiences are listed; remove one of them")
 	}
-	v.nonEmpty("audiences", c.Audiences)
+	v.libraryChecks(*c)
 	v.nonEmpty("authorized_parties", c.AuthorizedParties)
 	v.nonEmpty("verify.role_clients", c.Verify.RoleClients)
 
@@ -72,9 +56,6 @@ func (f *File) Validate() error {
 		key string
 		val time.Duration
 	}{
-		{"keys.refresh_interval", c.Keys.RefreshInterval},
-		{"keys.min_refetch_interval", c.Keys.MinRefetchInterval},
-		{"keys.max_stale", c.Keys.MaxStale},
 		{"keys.timeout", c.Keys.Timeout},
 		{"timeouts.read_header", c.Timeouts.ReadHeader},
 		{"timeouts.write", c.Timeouts.Write},
@@ -85,11 +66,6 @@ func (f *File) Validate() error {
 	} {
 		if d.val < 0 {
 			v.add(d.key, "%s is negative (%v); use 0s for the default", d.key, d.val)
-		}
-	}
-	for _, a := range c.Verify.Algorithms {
-		if !jose.Supported(a) {
-			v.add("verify.algorithms", "verify.algorithms: %q is not supported; use some of %s (HMAC and none are never accepted)", a, strings.Join(jose.Algorithms(), ", "))
 		}
 	}
 	if c.Verify.MaxTokenSize < 0 {
@@ -138,19 +114,6 @@ func (f *File) Validate() error {
 	default:
 		v.add("log.level", "log.level %q is not a level; use debug, info, warn or error", c.Log.Level)
 	}
-	// httpauth.New checks the realm and the extra methods; config adds
-	// the line, asking about one setting at a time.
-	for _, check := range []struct {
-		key string
-		hc  httpauth.Config
-	}{
-		{"realm", httpauth.Config{Verifier: noVerifier{}, Realm: c.Realm}},
-		{"extra_methods", httpauth.Config{Verifier: noVerifier{}, ExtraMethods: c.ExtraMethods}},
-	} {
-		if _, err := httpauth.New(check.hc); err != nil {
-			v.add(check.key, "%s", strings.TrimPrefix(err.Error(), "httpauth: "))
-		}
-	}
 	if c.Access != nil {
 		if _, err := authz.Compile(*c.Access); err != nil {
 			v.add("rules", "%s", strings.TrimPrefix(err.Error(), "authz: "))
@@ -190,22 +153,6 @@ func (v *validator) upstream(raw string) {
 		v.add("upstream", "upstream %q has no host; write such as http://127.0.0.1:3000", raw)
 	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
 		v.add("upstream", "upstream %q must not carry a query, fragment or user info; give scheme, host and an optional path prefix", raw)
-	}
-}
-
-func (v *validator) keyURL(key, raw string, insecure bool) {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		v.add(key, "%s %q is not a URL: %v", key, raw, unwrapURL(err))
-	case u.Host == "":
-		v.add(key, "%s %q has no host; write the full URL, such as https://keycloak.example.com/realms/myrealm", key, raw)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && (insecure || loopback(u.Hostname())):
-	case u.Scheme == "http":
-		v.add(key, "%s %q uses plain http; use https, or set keys.insecure_allow_http: true inside a trusted network", key, raw)
-	default:
-		v.add(key, "%s %q must start with https://", key, raw)
 	}
 }
 

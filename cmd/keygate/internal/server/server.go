@@ -110,43 +110,12 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s.strip = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames(), cfg.StripHeaders, forwardAuthInputs())
 	s.owned = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames())
 
-	keysClient := opts.KeysClient
-	if keysClient == nil && cfg.Keys.Timeout > 0 {
-		keysClient = &http.Client{Timeout: cfg.Keys.Timeout}
-	}
 	var err error
-	s.keys, err = jwks.NewSource(jwks.Config{
-		Issuer:             cfg.Issuer,
-		URL:                cfg.JWKSURL,
-		HTTPClient:         keysClient,
-		RefreshInterval:    cfg.Keys.RefreshInterval,
-		MinRefetchInterval: cfg.Keys.MinRefetchInterval,
-		MaxStale:           cfg.Keys.MaxStale,
-		InsecureAllowHTTP:  cfg.Keys.InsecureAllowHTTP,
-		Logger:             log.With("component", "jwks"),
-	})
+	s.keys, err = jwks.NewSource(cfg.SourceConfig(opts.KeysClient, log.With("component", "jwks")))
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := keygate.NewVerifier(keygate.Config{
-		Issuer:                    cfg.Issuer,
-		Audiences:                 cfg.Audiences,
-		InsecureSkipAudienceCheck: cfg.InsecureSkipAudienceCheck,
-		AuthorizedParties:         cfg.AuthorizedParties,
-		Keys:                      s.keys,
-		Algorithms:                cfg.Verify.Algorithms,
-		Leeway:                    cfg.Verify.Leeway,
-		MaxTokenSize:              cfg.Verify.MaxTokenSize,
-		AllowUntypedTokens:        cfg.Verify.AllowUntypedTokens,
-		CacheSize:                 cfg.Verify.CacheSize,
-		CacheBytes:                cfg.Verify.CacheBytes,
-		Mapping: keygate.ClaimMapping{
-			RoleClients:  cfg.Verify.RoleClients,
-			NoRealmRoles: cfg.Verify.NoRealmRoles,
-			RFC9068Roles: cfg.Verify.RFC9068Roles,
-		},
-		Logger: log,
-	})
+	verifier, err := keygate.NewVerifier(cfg.VerifierConfig(s.keys, log))
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +128,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	// Decisions are made through Authorize, which does not log; the
 	// server logs refusals itself, with the same attributes as the
 	// middleware's Logger would.
-	s.auth, err = httpauth.New(httpauth.Config{Verifier: verifier, Policy: policy, Realm: cfg.Realm, ExtraMethods: cfg.ExtraMethods})
+	s.auth, err = httpauth.New(cfg.MiddlewareConfig(verifier, policy))
 	if err != nil {
 		return nil, err
 	}
