@@ -33,6 +33,10 @@
 // which denies unless set; see [Access] and [ParseYAML]. Health checking
 // and server reflection are public only when [Config.ExemptHealth] and
 // [Config.ExemptReflection] say so.
+//
+// A streaming call is authorized once, when it starts: a stream that
+// outlives the token's exp goes on. Services with long streams should
+// bound them (a deadline, or the Principal's ExpiresAt in the handler).
 package grpcauth
 
 import (
@@ -80,7 +84,10 @@ type Config struct {
 	// ExemptReflection lets every caller use server reflection
 	// (grpc.reflection.v1 and v1alpha ServerReflection), as grpcurl and
 	// other tools do. Off by default: reflection lists every method and
-	// message of the server.
+	// message of the server. Keeping it off does not make method names
+	// secret: grpc-go answers a call to an unknown method with
+	// Unimplemented, naming it, before any interceptor runs, while known
+	// methods answer Unauthenticated.
 	ExemptReflection bool
 
 	// Logger receives one line per refused call: code, reason, method,

@@ -24,6 +24,15 @@ import (
 // subrequest it stands for ([extAuthzRequest]) and decided by
 // [Server.checkSubrequest], so that the two modes give the same answer
 // for the same request.
+// extAuthzMaxStreams and extAuthzMaxMessage bound one ext_authz
+// connection: its concurrent checks, and the size of one CheckRequest
+// (Envoy sends headers only, unless with_request_body is configured,
+// which keygate does not need).
+const (
+	extAuthzMaxStreams = 1024
+	extAuthzMaxMessage = 1 << 20
+)
+
 type extAuthz struct {
 	authv3.UnimplementedAuthorizationServer
 	s *Server
@@ -37,7 +46,8 @@ type extAuthz struct {
 // other header keygate owns or strips; it is refused with a
 // DeniedHttpResponse that carries forward-auth's status (400, 401, 403,
 // 503), WWW-Authenticate or Retry-After, and JSON body. The gRPC call
-// itself fails only when Envoy sends no HTTP attributes.
+// itself never fails: a CheckRequest without HTTP attributes is denied
+// with 400 like any malformed request.
 func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r, e := extAuthzRequest(ctx, req)
 	var p *keygate.Principal
@@ -162,7 +172,7 @@ func extAuthzRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Reque
 	} else {
 		for _, k := range sortedKeys(hr.GetHeaders()) {
 			v := hr.GetHeaders()[k]
-			if http.CanonicalHeaderKey(k) == "Authorization" && strings.Contains(v, ",") {
+			if http.CanonicalHeaderKey(k) == "Authorization" && joinedBearer(v) {
 				for part := range strings.SplitSeq(v, ",") {
 					h["Authorization"] = append(h["Authorization"], strings.TrimLeft(part, " \t"))
 				}
@@ -190,12 +200,31 @@ func extAuthzRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Reque
 	return r, nil
 }
 
+// joinedBearer reports whether v, an Authorization value from Envoy's
+// headers map, joins several values with "," and one after the first is
+// a Bearer credential: then it is split back, so that two credentials
+// are a malformed request as in forward-auth. A single value with commas
+// of its own (Digest, AWS SigV4) stays whole, as forward-auth reads it.
+func joinedBearer(v string) bool {
+	_, rest, found := strings.Cut(v, ",")
+	for found {
+		var part string
+		part, rest, found = strings.Cut(rest, ",")
+		scheme, _, _ := strings.Cut(strings.TrimLeft(part, " \t"), " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			return true
+		}
+	}
+	return false
+}
+
 // headersToRemove returns the headers_to_remove of allowed ext_authz
 // answers: every identity header name (configured and default), every
 // strip_headers name and the forward-auth method and URI inputs, in
-// lower case as Envoy compares them, each also with every '-' written as
-// '_'. Other mixed spellings never get this far: checkSubrequest
-// refuses a request that carries one. X-Forwarded-For and -Proto are
+// lower case as Envoy compares them, in every spelling of '-' and '_'
+// (see spellings). checkSubrequest refuses the '_' spellings it sees,
+// but Envoy may not send every header (allowed_headers,
+// headersToExtAuth): the removal does not rely on it. X-Forwarded-For and -Proto are
 // Envoy's own (set before its filters run) and stay; a client's
 // X-Forwarded-Host goes with the strip list (a route's
 // append_x_forwarded_host adds Envoy's after the filters). Authorization
@@ -203,8 +232,7 @@ func extAuthzRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Reque
 func (s *Server) headersToRemove() []string {
 	var names []string
 	addName := func(n string) {
-		n = strings.ToLower(n)
-		for _, v := range []string{n, strings.ReplaceAll(n, "-", "_")} {
+		for _, v := range spellings(strings.ToLower(n)) {
 			if !slices.Contains(names, v) {
 				names = append(names, v)
 			}
@@ -224,6 +252,28 @@ func (s *Server) headersToRemove() []string {
 		names = append(names, "authorization")
 	}
 	return names
+}
+
+// spellings returns n with each '-' or '_' written either way: every name
+// an upstream that reads '_' as '-' (CGI, WSGI, Rack, PHP) takes for n.
+// Envoy compares header names in lower case. Header names have a few
+// separators, so the list stays short (2^4 for X-Auth-Request-User).
+func spellings(n string) []string {
+	out := []string{""}
+	for _, c := range []byte(n) {
+		if c != '-' && c != '_' {
+			for i := range out {
+				out[i] += string(c)
+			}
+			continue
+		}
+		next := make([]string, 0, 2*len(out))
+		for _, o := range out {
+			next = append(next, o+"-", o+"_")
+		}
+		out = next
+	}
+	return out
 }
 
 // recorder is the least http.ResponseWriter that captures what

@@ -153,7 +153,7 @@ func TestLimitListenerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLimitListener(inner, 1)
+	l := newLimitListener(inner, 1, true)
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestLimitListenerClose(t *testing.T) {
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close = %v; want net.ErrClosed", err)
 	}
-	if l := newLimitListener(inner, 0); l != inner {
-		t.Error("newLimitListener(l, 0) wraps l; want l itself")
+	if l := newLimitListener(inner, 0, true); l != inner {
+		t.Error("newLimitListener(l, 0, true) wraps l; want l itself")
 	}
 }

@@ -33,6 +33,7 @@ type limitListener struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	waiting   atomic.Int32 // Accepts waiting for a slot
+	evict     bool         // whether a full listener makes room (see trackState)
 	now       func() time.Time
 
 	mu    sync.Mutex // guards conns; taken on accept, close and eviction only
@@ -48,12 +49,17 @@ const (
 )
 
 // newLimitListener limits l to n connections; n <= 0 returns l as is.
-func newLimitListener(l net.Listener, n int) net.Listener {
+// With evict, a full listener makes room by closing idle and silent
+// connections; that needs an http.Server whose ConnState is trackState,
+// which reports the states. Without it (a gRPC server, which reports no
+// states and whose one connection per client carries every call), a full
+// listener only waits.
+func newLimitListener(l net.Listener, n int, evict bool) net.Listener {
 	if n <= 0 {
 		return l
 	}
 	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{}),
-		conns: make(map[*limitConn]struct{}), now: time.Now}
+		conns: make(map[*limitConn]struct{}), evict: evict, now: time.Now}
 }
 
 // Accept waits for a free slot, making room as limitListener says, then
@@ -88,7 +94,9 @@ func (l *limitListener) waitForSlot() error {
 	tick := time.NewTicker(evictEvery)
 	defer tick.Stop()
 	for {
-		l.makeRoom()
+		if l.evict {
+			l.makeRoom()
+		}
 		select {
 		case l.sem <- struct{}{}:
 			return nil

@@ -35,6 +35,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
@@ -214,7 +215,7 @@ func (s *Server) Start() error {
 	}
 	// The limit counts TCP connections, under TLS: a client that never
 	// finishes its handshake holds a slot too.
-	ln = newLimitListener(ln, s.cfg.Limits.MaxConnections)
+	ln = newLimitListener(ln, s.cfg.Limits.MaxConnections, true)
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
@@ -230,7 +231,7 @@ func (s *Server) Start() error {
 		}
 	}()
 	if adminLn != nil {
-		adminLn = newLimitListener(adminLn, s.cfg.Limits.MaxConnections)
+		adminLn = newLimitListener(adminLn, s.cfg.Limits.MaxConnections, true)
 		s.adminLn = adminLn
 		s.adminSrv = &http.Server{
 			Handler:           s.admin,
@@ -250,8 +251,18 @@ func (s *Server) Start() error {
 		}()
 	}
 	if extLn != nil {
-		s.extLn = newLimitListener(extLn, s.cfg.Limits.MaxConnections)
-		s.extSrv = grpc.NewServer(grpc.ConnectionTimeout(t.ReadHeader))
+		// Envoy holds a few long-lived HTTP/2 connections and sends every
+		// check over them: a full listener waits rather than closing one
+		// (gRPC reports no connection states to tell a busy one), and
+		// each connection gets bounded streams and messages instead.
+		s.extLn = newLimitListener(extLn, s.cfg.Limits.MaxConnections, false)
+		s.extSrv = grpc.NewServer(
+			grpc.ConnectionTimeout(t.ReadHeader),
+			grpc.MaxConcurrentStreams(extAuthzMaxStreams),
+			grpc.MaxRecvMsgSize(extAuthzMaxMessage),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: t.Idle}),
+		)
 		authv3.RegisterAuthorizationServer(s.extSrv, &extAuthz{s: s, remove: s.headersToRemove()})
 		wg.Add(1)
 		go func() {
