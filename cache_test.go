@@ -132,8 +132,8 @@ func TestQuote(t *testing.T) {
 		{"", `""`},
 		{"RS256", `"RS256"`},
 		{strings.Repeat("a", 64), `"` + strings.Repeat("a", 64) + `"`},
-		{strings.Repeat("a", 11000), `"` + strings.Repeat("a", 64) + `"... (11000 bytes)`},
-		{"a" + long, `"a` + strings.Repeat("é", 31) + `"... (201 bytes)`},
+		{strings.Repeat("a", 11000), `"` + strings.Repeat("a", 64) + `"…(11000 bytes)`},
+		{"a" + long, `"a` + strings.Repeat("é", 31) + `"…(201 bytes)`},
 	}
 	for _, tt := range tests {
 		if got := quote(tt.in); got != tt.want {

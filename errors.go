@@ -4,8 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/keygate/keygate/internal/clip"
 	"github.com/keygate/keygate/jwks"
 )
 
@@ -72,27 +72,18 @@ type Error struct {
 func (e *Error) Error() string {
 	s := e.Kind.Error()
 	if e.Detail != "" {
-		s += ": " + clip(e.Detail, 8*maxQuoted)
+		s += ": " + clip.String(e.Detail, 8*clip.Quoted)
 	}
 	if e.Err != nil {
-		s += ": " + clip(e.Err.Error(), 8*maxQuoted)
+		s += ": " + clip.String(e.Err.Error(), 8*clip.Quoted)
 	}
 	return s
 }
 
-// maxQuoted is the most bytes of one value from a token that an [Error]
-// message quotes.
-const maxQuoted = 64
-
-// quote returns v in Go quotes (strconv.Quote), cut to maxQuoted bytes.
-// Every value from a token that goes into an error message passes through
-// it (or through quoteList).
-func quote(v string) string {
-	if len(v) <= maxQuoted {
-		return strconv.Quote(v)
-	}
-	return strconv.Quote(v[:runeCut(v, maxQuoted)]) + "... (" + strconv.Itoa(len(v)) + " bytes)"
-}
+// quote returns v in Go quotes, cut to clip.Quoted bytes. Every value
+// from a token that goes into an error message passes through it (or
+// through quoteList).
+func quote(v string) string { return clip.Quote(v, clip.Quoted) }
 
 // quoteList quotes the first few values of l (see quote), in brackets.
 func quoteList(l []string) string {
@@ -111,22 +102,6 @@ func quoteList(l []string) string {
 	}
 	b.WriteByte(']')
 	return b.String()
-}
-
-// clip cuts s to n bytes at a rune boundary, with a marker.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:runeCut(s, n)] + "... (" + strconv.Itoa(len(s)) + " bytes)"
-}
-
-// runeCut returns the largest i <= n that starts a rune of s (n < len(s)).
-func runeCut(s string, n int) int {
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return n
 }
 
 // Is reports whether target is e's Kind.

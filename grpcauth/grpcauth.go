@@ -44,7 +44,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -54,6 +53,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
 	"github.com/keygate/keygate/httpauth"
+	"github.com/keygate/keygate/internal/clip"
 )
 
 // Verifier checks a raw bearer token. [*keygate.Verifier] implements it.
@@ -369,15 +369,6 @@ func (in *Interceptor) log(ctx context.Context, code codes.Code, method, reason 
 	in.cfg.Logger.Log(ctx, slog.LevelInfo, "call refused", attrs...)
 }
 
-// maxLogValue is how many bytes of a caller-chosen value a log line
-// holds.
-const maxLogValue = 256
-
-// logValue cuts s to maxLogValue bytes, with a note of its full length.
-func logValue(s string) string {
-	if len(s) <= maxLogValue {
-		return s
-	}
-	cut := strings.ToValidUTF8(s[:maxLogValue], "")
-	return fmt.Sprintf("%s…(%d bytes)", cut, len(s))
-}
+// logValue cuts s, a value the caller chose, to clip.Log bytes with a
+// note of its full length.
+func logValue(s string) string { return clip.String(s, clip.Log) }

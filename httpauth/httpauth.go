@@ -52,6 +52,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/internal/clip"
 )
 
 // Verifier checks a raw bearer token. [*keygate.Verifier] implements it.
@@ -604,24 +605,11 @@ func containsFold(s, substr string) bool {
 	return false
 }
 
-// maxLogValue is the most bytes of one value the middleware logs.
-const maxLogValue = 256
-
-// logValue returns s cut to maxLogValue bytes, at a UTF-8 boundary and
-// followed by a note of its full length, such as "…(11264 bytes)". The
-// values a refusal logs (method, path, the error that may quote token
-// content) are the caller's choice, and an 11 kB one must not become an
-// 11 kB log line.
-func logValue(s string) string {
-	if len(s) <= maxLogValue {
-		return s
-	}
-	i := maxLogValue
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…(" + strconv.Itoa(len(s)) + " bytes)"
-}
+// logValue returns s cut to clip.Log bytes with a note of its full
+// length. The values a refusal logs (method, path, the error that may
+// quote token content) are the caller's choice, and an 11 kB one must not
+// become an 11 kB log line.
+func logValue(s string) string { return clip.String(s, clip.Log) }
 
 // WriteError is the default [Config.ErrorHandler]. It writes the RFC 6750
 // WWW-Authenticate challenge, Retry-After for 503, and a small JSON body

@@ -24,11 +24,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keygate/keygate/internal/clip"
 )
 
 // Defaults for the zero values of [Config].
@@ -358,17 +359,8 @@ func redactString(raw string) string {
 	return redact(u)
 }
 
-// maxKidLen caps how much of a kid, which comes from the token, an error
-// message quotes.
-const maxKidLen = 64
-
-// quoteKid quotes kid for an error message, cut to maxKidLen bytes.
-func quoteKid(kid string) string {
-	if len(kid) > maxKidLen {
-		return strconv.Quote(kid[:maxKidLen]) + "... (" + strconv.Itoa(len(kid)) + " bytes)"
-	}
-	return strconv.Quote(kid)
-}
+// quoteKid quotes kid for an error message, cut to clip.Quoted bytes.
+func quoteKid(kid string) string { return clip.Quote(kid, clip.Quoted) }
 
 func isLoopback(host string) bool {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {

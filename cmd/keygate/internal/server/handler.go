@@ -67,12 +67,12 @@ func (s *Server) record(ctx context.Context, mode, method, path string, e *httpa
 	// One line per refused request: never the token, and e.Err only,
 	// which names the failed check.
 	// Every value the client chose is clipped.
-	attrs := []any{"status", e.Status, "reason", e.Description, "method", clip(method), "path", clip(path)}
+	attrs := []any{"status", e.Status, "reason", e.Description, "method", clipValue(method), "path", clipValue(path)}
 	if e.Principal != nil {
-		attrs = append(attrs, "sub", clip(e.Principal.Subject))
+		attrs = append(attrs, "sub", clipValue(e.Principal.Subject))
 	}
 	if e.Err != nil {
-		attrs = append(attrs, "error", clip(e.Err.Error()))
+		attrs = append(attrs, "error", clipValue(e.Err.Error()))
 	}
 	if mode != modeProxy {
 		attrs = append(attrs, mode, true)
@@ -140,12 +140,12 @@ func (s *Server) newProxy(upstream *url.URL, transport http.RoundTripper) *httpu
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				// The client went away; nobody reads the answer.
-				s.log.Debug("client gone before the upstream answered", "method", clip(r.Method), "path", clip(r.URL.Path))
+				s.log.Debug("client gone before the upstream answered", "method", clipValue(r.Method), "path", clipValue(r.URL.Path))
 				w.WriteHeader(http.StatusBadGateway)
 				return
 			}
 			s.metrics.UpstreamError()
-			s.log.Error("upstream error", "method", clip(r.Method), "path", clip(r.URL.Path), "upstream", upstream.Host, "error", clip(err.Error()))
+			s.log.Error("upstream error", "method", clipValue(r.Method), "path", clipValue(r.URL.Path), "upstream", upstream.Host, "error", clipValue(err.Error()))
 			writeJSON(w, http.StatusBadGateway, errorBody{"bad_gateway", "the upstream did not answer"})
 		},
 	}

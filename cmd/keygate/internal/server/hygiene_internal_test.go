@@ -126,26 +126,6 @@ func BenchmarkStrip(b *testing.B) {
 	}
 }
 
-func TestClip(t *testing.T) {
-	long := string(make([]byte, 11000))
-	tests := []struct {
-		in, want string
-	}{
-		{"", ""},
-		{"/api/x", "/api/x"},
-		{long[:256], long[:256]},
-		{long[:257], long[:256] + "…(257 bytes)"},
-		{long, long[:256] + "…(11000 bytes)"},
-		// A rune across the cut is not split.
-		{long[:255] + "é" + long[:10], long[:255] + "…(267 bytes)"},
-	}
-	for _, tt := range tests {
-		if got := clip(tt.in); got != tt.want {
-			t.Errorf("clip(%d bytes) = %q (%d bytes); want %d bytes", len(tt.in), got[min(len(got), 250):], len(got), len(tt.want))
-		}
-	}
-}
-
 // TestLimitListenerClose checks that closing a full limitListener wakes
 // an Accept waiting for a slot.
 func TestLimitListenerClose(t *testing.T) {
