@@ -103,7 +103,7 @@ func (c *cache) get(ctx context.Context, raw string, now time.Time, keys KeySet)
 // key sets that build a new Key on each call).
 func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
 	k, err := keys.Key(ctx, e.kid)
-	if err != nil {
+	if err != nil || k == nil || k.Public == nil {
 		return false
 	}
 	if k == e.key {
@@ -204,7 +204,7 @@ const (
 	// costEntry covers the cache's map slot (a string key and a pointer,
 	// with the control byte and the slack of a map that grows by doubling),
 	// the entry itself and the Principal struct.
-	costEntry = 48 + int64(unsafe.Sizeof(entry{})) + int64(unsafe.Sizeof(Principal{}))
+	costEntry = 48 + int64(unsafe.Sizeof(entry{})) + int64(unsafe.Sizeof(principalAlloc{}))
 	// costString is a string header in a slice.
 	costString = int64(unsafe.Sizeof(""))
 	// costClaim is the allocation rounding of the two copies (name and
@@ -230,9 +230,13 @@ func mapCost(n int) int64 {
 // errs on the high side: it charges the claims map whether or not Claim is
 // ever called. TestCacheCostEstimate checks it against the heap.
 func entryCost(raw string, p *Principal, members int) int64 {
-	payload := len(p.payload)
+	var whole string // the payload, which the principal's strings point into
+	if p.claims != nil {
+		whole = p.claims.payload
+	}
+	payload := len(whole)
 	own := func(s string) int64 { // bytes of s not already counted in the payload
-		if inside(s, p.payload) {
+		if inside(s, whole) {
 			return 0
 		}
 		return int64(len(s))

@@ -214,7 +214,10 @@ func numericDate(name string, n number) (time.Time, error) {
 }
 
 func (c *claims) principal(payload string, a ClaimMapping) *Principal {
-	p := &Principal{
+	box := &principalAlloc{c: rawClaims{payload: payload}}
+	p := &box.p
+	*p = Principal{
+		claims:       &box.c,
 		Subject:      c.Sub,
 		Username:     c.PreferredUsername,
 		Email:        c.Email,
@@ -231,7 +234,6 @@ func (c *claims) principal(payload string, a ClaimMapping) *Principal {
 		Groups:       c.Groups,
 		Entitlements: c.Entitlements,
 		Scopes:       strings.Fields(c.Scope),
-		payload:      payload,
 	}
 	if p.Client == "" {
 		p.Client = c.ClientID

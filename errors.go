@@ -130,3 +130,21 @@ func keyError(err error) *Error {
 	}
 	return fail(ErrKeysUnavailable, "", err)
 }
+
+// classless carries a cause from outside keygate, a [Validator]'s error,
+// that may itself wrap keygate's classes: errors.Is finds none of them
+// through it, so that the [Error] holding it matches its own Kind alone,
+// while the cause's other errors stay reachable with errors.Is and
+// errors.As.
+type classless struct{ err error }
+
+func (c classless) Error() string { return c.err.Error() }
+
+func (c classless) Is(target error) bool {
+	if _, ok := target.(*kind); ok {
+		return false
+	}
+	return errors.Is(c.err, target)
+}
+
+func (c classless) As(target any) bool { return errors.As(c.err, target) }

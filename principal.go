@@ -62,11 +62,8 @@ type Principal struct {
 	// with [ClaimMapping.RFC9068Roles], the roles claim.
 	Roles []string
 
-	scopePrefix, rolePrefix string // zero: "SCOPE_", "ROLE_"
-	payload                 string
-	once                    sync.Once
-	claims                  map[string]json.RawMessage
-	claimsErr               error
+	scopePrefix, rolePrefix string     // zero: "SCOPE_", "ROLE_"
+	claims                  *rawClaims // nil for a Principal no Verifier made
 }
 
 // ServiceAccount reports whether the token was issued to a client acting
@@ -142,16 +139,17 @@ func (p *Principal) prefixes() (scope, role string) {
 // and for a Principal that no [Verifier] made (a literal, as in tests),
 // which has no claims beyond its fields.
 func (p *Principal) Claim(name string, v any) (bool, error) {
-	if p.payload == "" {
+	c := p.claims
+	if c == nil {
 		return false, nil
 	}
-	p.once.Do(func() {
-		p.claimsErr = json.Unmarshal([]byte(p.payload), &p.claims)
+	c.once.Do(func() {
+		c.err = json.Unmarshal([]byte(c.payload), &c.members)
 	})
-	if p.claimsErr != nil {
-		return false, fmt.Errorf("keygate: decode claims: %w", p.claimsErr)
+	if c.err != nil {
+		return false, fmt.Errorf("keygate: decode claims: %w", c.err)
 	}
-	raw, ok := p.claims[name]
+	raw, ok := c.members[name]
 	if !ok {
 		return false, nil
 	}
@@ -159,6 +157,22 @@ func (p *Principal) Claim(name string, v any) (bool, error) {
 		return true, fmt.Errorf("keygate: decode claim %q: %w", name, err)
 	}
 	return true, nil
+}
+
+// rawClaims is the payload a Principal was read from, decoded in full on
+// the first [Principal.Claim]. It sits behind a pointer so that a
+// Principal holds no lock and can be copied.
+type rawClaims struct {
+	payload string
+	once    sync.Once
+	members map[string]json.RawMessage
+	err     error
+}
+
+// principalAlloc is a Principal and its rawClaims in one allocation.
+type principalAlloc struct {
+	p Principal
+	c rawClaims
 }
 
 // ClaimMapping configures how a [Principal]'s roles and authorities are

@@ -11,7 +11,6 @@ package keygate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -42,7 +41,9 @@ const (
 // returns its key, whatever the implementation. Key is therefore on the
 // path of every request and should answer from memory; returning the same
 // *jwks.Key for an unchanged key is fastest, though a new Key with an
-// equal public key and algorithm also keeps cached tokens valid.
+// equal public key and algorithm also keeps cached tokens valid. A nil
+// Key (or one without Public) with a nil error is taken as keys
+// unavailable.
 type KeySet interface {
 	Key(ctx context.Context, kid string) (*jwks.Key, error)
 }
@@ -51,6 +52,9 @@ type KeySet interface {
 // tenant check, like Spring's OAuth2TokenValidator. It runs after every
 // built-in check has passed; a non-nil error rejects the token with
 // [ErrInvalidClaims] and wraps the error.
+//
+// Its error, whatever it wraps, is classed [ErrInvalidClaims]; the
+// validator's own error stays reachable with errors.As.
 //
 // Its verdict is cached with the token until the token expires, so it must
 // depend on the claims alone: it gets no context, and must not consult
@@ -363,6 +367,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 	if err != nil {
 		return nil, keyError(err)
 	}
+	if key == nil || key.Public == nil {
+		// A KeySet that breaks its contract cannot vouch for the token.
+		return nil, fail(ErrKeysUnavailable, "the key set returned no key for kid "+quote(h.Kid), nil)
+	}
 	if key.Algorithm != "" && key.Algorithm != h.Alg {
 		return nil, fail(ErrUnsupportedAlgorithm, "token alg "+quote(h.Alg)+" differs from its key's alg "+quote(key.Algorithm), nil)
 	}
@@ -386,11 +394,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 	}
 	for _, check := range v.cfg.Validators {
 		if err := check(p); err != nil {
-			var ke *Error
-			if errors.As(err, &ke) {
-				return nil, ke
-			}
-			return nil, fail(ErrInvalidClaims, "", err)
+			// Whatever the validator returned, the class is invalid
+			// claims: a validator cannot make a refused token look like
+			// an outage (503), nor leave the classes.
+			return nil, fail(ErrInvalidClaims, "", classless{err})
 		}
 	}
 	if x != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/httpauth"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/keycloaktest"
 )
@@ -789,3 +790,73 @@ func TestKeySetRemovalEndsCachedTokens(t *testing.T) {
 		})
 	}
 }
+
+// nilKeys is a KeySet that answers (nil, nil): a buggy custom
+// implementation, or one whose map lookup returns a nil *Key.
+type nilKeys struct{}
+
+func (nilKeys) Key(context.Context, string) (*jwks.Key, error) { return nil, nil }
+
+// KeySet is an interface users implement; a (nil, nil) answer must not
+// crash the request path (httpauth does not recover panics).
+func TestKeySetNilKey(t *testing.T) {
+	f := newFixture(t, nil)
+	raw := f.mint(t, keycloaktest.Token{})
+	v, err := keygate.NewVerifier(keygate.Config{Issuer: f.idp.Issuer(), Audiences: []string{"orders-api"}, Keys: nilKeys{}, Now: f.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("Verify with a KeySet answering (nil, nil) panicked: %v", r)
+		}
+	}()
+	_, err = v.Verify(context.Background(), raw)
+	if !errors.Is(err, keygate.ErrKeysUnavailable) {
+		t.Errorf("Verify = %v; want ErrKeysUnavailable", err)
+	}
+}
+
+// A Validator's error is classed ErrInvalidClaims, and only that, whatever
+// it wraps: a refused token never looks like an outage (503).
+func TestValidatorErrorClass(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"wraps ErrKeysUnavailable", fmt.Errorf("tenant lookup: %w", keygate.ErrKeysUnavailable)},
+		{"a *keygate.Error of class ErrKeysUnavailable", &keygate.Error{Kind: keygate.ErrKeysUnavailable}},
+		{"a *keygate.Error of a foreign kind", &keygate.Error{Kind: errors.New("tenant mismatch")}},
+	}
+	classes := []error{keygate.ErrMalformed, keygate.ErrUnsupportedAlgorithm, keygate.ErrUnknownKey, keygate.ErrBadSignature,
+		keygate.ErrExpired, keygate.ErrNotYetValid, keygate.ErrWrongIssuer, keygate.ErrWrongAudience,
+		keygate.ErrWrongTokenType, keygate.ErrInvalidClaims, keygate.ErrKeysUnavailable}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(c *keygate.Config) {
+				c.Validators = []keygate.Validator{func(*keygate.Principal) error { return tt.err }}
+			})
+			_, err := f.v.Verify(context.Background(), f.mint(t, keycloaktest.Token{}))
+			n := 0
+			for _, c := range classes {
+				if errors.Is(err, c) {
+					n++
+				}
+			}
+			if !errors.Is(err, keygate.ErrInvalidClaims) || n != 1 {
+				t.Errorf("Verify = %v; matches ErrInvalidClaims: %v, classes matched: %d; want ErrInvalidClaims only",
+					err, errors.Is(err, keygate.ErrInvalidClaims), n)
+			}
+			// What a client sees.
+			mw, _ := httpauth.New(httpauth.Config{Verifier: f.v})
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/x", nil)
+			req.Header.Set("Authorization", "Bearer "+f.mint(t, keycloaktest.Token{Claims: map[string]any{"jti": tt.name}}))
+			mw.Wrap(http.NotFoundHandler()).ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnauthorized {
+				t.Errorf("httpauth answers %d for a token a Validator refused; want 401", rec.Code)
+			}
+		})
+	}
+}
+
