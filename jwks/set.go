@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/keygate/keygate/internal/jose"
@@ -180,10 +181,19 @@ func retireMissing(old, next *Set) {
 }
 
 // StaticSet returns a key set that holds the given keys, for tests and for
-// keys configured out of band. Keys with the same ID overwrite earlier ones.
+// keys configured out of band. A key with the ID of an earlier one
+// replaces it, in its place; nil keys are left out.
 func StaticSet(keys ...*Key) *Set {
 	s := &Set{byID: make(map[string]*Key, len(keys))}
 	for _, k := range keys {
+		if k == nil {
+			continue
+		}
+		if old, dup := s.byID[k.ID]; dup {
+			s.keys[slices.Index(s.keys, old)] = k
+			s.byID[k.ID] = k
+			continue
+		}
 		s.add(k)
 	}
 	return s

@@ -362,8 +362,11 @@ func redactString(raw string) string {
 // quoteKid quotes kid for an error message, cut to clip.Quoted bytes.
 func quoteKid(kid string) string { return clip.Quote(kid, clip.Quoted) }
 
+// isLoopback reports whether host is "localhost" or a loopback IP. Other
+// names under .localhost are not trusted: the resolver may answer them
+// from anywhere.
 func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(host)
@@ -426,19 +429,29 @@ func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
 	if k, ok := set.Lookup(kid); ok {
 		return k, nil
 	}
-	switch s.allowKidFetch() {
-	case kidFetchLimited:
-		return nil, fmt.Errorf("%w %s (refetch rate limited)", ErrUnknownKey, quoteKid(kid))
-	case kidFetchLimitedFailing:
-		return nil, fmt.Errorf("%w: key %s not held, refetch rate limited and the last fetch failed", ErrUnavailable, quoteKid(kid))
+	// At most twice: a fetch already under way when the kid was first
+	// missed may have started before the provider published it, so its
+	// answer alone does not prove the kid unknown; the next one does.
+	for try := 0; ; try++ {
+		allow := s.allowKidFetch()
+		switch allow {
+		case kidFetchLimited:
+			return nil, fmt.Errorf("%w %s (refetch rate limited)", ErrUnknownKey, quoteKid(kid))
+		case kidFetchLimitedFailing:
+			return nil, fmt.Errorf("%w: key %s not held, refetch rate limited and the last fetch failed", ErrUnavailable, quoteKid(kid))
+		case kidFetchClosed:
+			return nil, fmt.Errorf("%w: key %s not held and the source is closed", ErrUnavailable, quoteKid(kid))
+		}
+		if err := s.refresh(ctx); err != nil {
+			return nil, fmt.Errorf("%w: key %s not held and the refetch failed: %w", ErrUnavailable, quoteKid(kid), err)
+		}
+		if k, ok := s.set.Load().Lookup(kid); ok {
+			return k, nil
+		}
+		if allow != kidFetchJoined || try > 0 {
+			return nil, fmt.Errorf("%w %s", ErrUnknownKey, quoteKid(kid))
+		}
 	}
-	if err := s.refresh(ctx); err != nil {
-		return nil, fmt.Errorf("%w: key %s not held and the refetch failed: %w", ErrUnavailable, quoteKid(kid), err)
-	}
-	if k, ok := s.set.Load().Lookup(kid); ok {
-		return k, nil
-	}
-	return nil, fmt.Errorf("%w %s", ErrUnknownKey, quoteKid(kid))
 }
 
 // Keys returns the current key set, or nil before the first success.
@@ -481,17 +494,22 @@ func (s *Source) stale() bool {
 type kidFetch int
 
 const (
-	kidFetchAllowed        kidFetch = iota
-	kidFetchLimited                 // and the last fetch succeeded
-	kidFetchLimitedFailing          // and the last fetch failed
+	kidFetchAllowed        kidFetch = iota // a new fetch
+	kidFetchJoined                         // the fetch under way, which may predate the kid
+	kidFetchLimited                        // and the last fetch succeeded
+	kidFetchLimitedFailing                 // and the last fetch failed
+	kidFetchClosed                         // the source is closed
 )
 
 func (s *Source) allowKidFetch() kidFetch {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return kidFetchClosed
+	}
 	if s.inflight != nil {
-		return kidFetchAllowed // joining a fetch under way costs the provider nothing
+		return kidFetchJoined // joining a fetch under way costs the provider nothing
 	}
 	if !s.lastKidTry.IsZero() && now.Sub(s.lastKidTry) < s.cfg.MinRefetchInterval {
 		if s.lastErr != nil {

@@ -375,6 +375,7 @@ func TestNewSourceChecksConfig(t *testing.T) {
 		{"https", jwks.Config{Issuer: "https://kc.example.com/realms/a"}, ""},
 		{"loopback http", jwks.Config{URL: "http://127.0.0.1:8080/certs"}, ""},
 		{"localhost http", jwks.Config{URL: "http://localhost:8080/certs"}, ""},
+		{"a name under .localhost is not loopback", jwks.Config{URL: "http://evil.localhost:8080/certs"}, "plain http"},
 		{"ipv6 loopback http", jwks.Config{URL: "http://[::1]:8080/certs"}, ""},
 		{"remote http", jwks.Config{URL: "http://kc.internal/certs"}, "plain http"},
 		{"remote http allowed", jwks.Config{URL: "http://kc.internal/certs", InsecureAllowHTTP: true}, ""},
