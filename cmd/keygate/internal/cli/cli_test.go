@@ -263,3 +263,33 @@ func TestDev(t *testing.T) {
 		t.Fatalf("dev = %v\n%s", err, stderr.String())
 	}
 }
+
+// token verify --config checks a token with the verifier serve builds from
+// the file: its authorized parties and algorithms too, which no flag sets.
+func TestTokenVerifyWithConfig(t *testing.T) {
+	iss := issuer(t)
+	tok := iss.MustMint(t, keycloaktest.Token{Client: "app", User: "alice"})
+	vars := map[string]string{"ISSUER": iss.Issuer()}
+	strict := writeFile(t, "strict.yaml", "upstream: http://127.0.0.1:3000\nissuer: ${ISSUER}\naudiences: [api]\n"+
+		"authorized_parties: [frontend]\nverify:\n  algorithms: [ES256]\n")
+	plain := writeFile(t, "plain.yaml", "upstream: http://127.0.0.1:3000\nissuer: ${ISSUER}\naudiences: [api]\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"the file refuses what serve refuses", []string{"--config", strict}, 1, "verdict: INVALID"},
+		{"the file accepts", []string{"--config", plain}, 0, "verdict: VALID"},
+		{"flags accept (they cannot say more)", []string{"--issuer", iss.Issuer(), "--audience", "api"}, 0, "verdict: VALID"},
+		{"both", []string{"--config", plain, "--issuer", iss.Issuer()}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(context.Background(), "", vars, append(append([]string{"token", "verify"}, tt.args...), tok)...)
+			if r.code != tt.code || !strings.Contains(r.stdout, tt.want) {
+				t.Errorf("token verify %v = exit %d, stdout %q, stderr %q; want exit %d with %q", tt.args, r.code, r.stdout, r.stderr, tt.code, tt.want)
+			}
+		})
+	}
+}

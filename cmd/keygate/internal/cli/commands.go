@@ -91,14 +91,18 @@ the embedded issuer.`,
 		},
 		{
 			Name:  "token verify",
-			Usage: "token verify --issuer URL --audience AUD [--jwks-url URL] JWT|-",
+			Usage: "token verify (--config FILE | --issuer URL --audience AUD [--jwks-url URL]) JWT|-",
 			Short: "Verify a token as serve would, printing each check",
 			Long: `Runs the library's verifier (the checks serve runs, in the same order) and
-prints each check it ran, then the verdict. Exits 0 when the token is
-valid, 1 otherwise. Give the token alone, without "Bearer ".`,
+prints each check it ran, then the verdict. With --config, the key source
+and verifier are exactly those serve builds from that file (authorized
+parties, algorithms, token size, role mapping included); with --issuer and
+--audience, only what the flags set. Exits 0 when the token is valid, 1
+otherwise. Give the token alone, without "Bearer ".`,
 			Flags: func(fs *flag.FlagSet) {
-				fs.String("issuer", "", "the exact iss the token must carry (required)")
-				fs.Var(new(listFlag), "audience", "an accepted aud; repeat or comma-separate for several (required, as in serve)")
+				fs.String("config", "", "verify as keygate serve with this configuration `FILE` would")
+				fs.String("issuer", "", "the exact iss the token must carry (without --config)")
+				fs.Var(new(listFlag), "audience", "an accepted aud; repeat or comma-separate for several (without --config: required, as in serve)")
 				fs.Bool("insecure-skip-audience-check", false, "accept any aud, as the config key insecure_skip_audience_check does")
 				fs.String("jwks-url", "", "fetch keys from this `URL` instead of discovering them")
 				fs.Bool("insecure-allow-http", false, "allow plain http key URLs for hosts other than loopback")
@@ -306,12 +310,23 @@ func runTokenVerify(ctx context.Context, in *Invocation) error {
 	if err != nil {
 		return err
 	}
-	if in.String("issuer") == "" {
-		return &ExitError{Code: ExitUsage, Err: errors.New("--issuer is required")}
+	var cfg *config.Config
+	switch name := in.String("config"); {
+	case name != "" && (in.String("issuer") != "" || len(in.Strings("audience")) > 0):
+		return &ExitError{Code: ExitUsage, Err: errors.New("give --config, or --issuer and --audience, not both")}
+	case name != "":
+		f, err := loadConfig(in, name)
+		if err != nil {
+			return err
+		}
+		cfg = &f.Config
+	case in.String("issuer") == "":
+		return &ExitError{Code: ExitUsage, Err: errors.New("--config or --issuer is required")}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ok, err := tokentool.Verify(ctx, in.Stdout, tok, tokentool.VerifyOptions{
+		Config:                    cfg,
 		Issuer:                    in.String("issuer"),
 		Audiences:                 in.Strings("audience"),
 		InsecureSkipAudienceCheck: in.Bool("insecure-skip-audience-check"),

@@ -10,11 +10,18 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
 	"github.com/keygate/keygate/jwks"
 )
 
-// VerifyOptions configure [Verify].
+// VerifyOptions configure [Verify]: either Config, or the fields after it.
 type VerifyOptions struct {
+	// Config, when set, is a keygate serve configuration: the token is
+	// checked with exactly the key source and verifier serve builds from
+	// it (config.SourceConfig, config.VerifierConfig), and the fields
+	// below are ignored but for Now and HTTPClient.
+	Config *config.Config
+
 	// Issuer is the exact iss the token must carry. Required.
 	Issuer string
 	// Audiences are the accepted aud values. Required, as in keygate
@@ -55,13 +62,24 @@ func Verify(ctx context.Context, w io.Writer, raw string, o VerifyOptions) (bool
 	if scheme, _, ok := strings.Cut(raw, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return false, ErrBearerPrefix
 	}
-	if o.Issuer == "" {
-		return false, errors.New("--issuer is required")
+	var sc jwks.Config
+	var vc keygate.Config
+	if c := o.Config; c != nil {
+		sc = c.SourceConfig(o.HTTPClient, nil)
+		vc = c.VerifierConfig(nil, nil)
+	} else {
+		if o.Issuer == "" {
+			return false, errors.New("--issuer is required")
+		}
+		if len(o.Audiences) == 0 && !o.InsecureSkipAudienceCheck {
+			return false, ErrNoAudience
+		}
+		sc = jwks.Config{Issuer: o.Issuer, URL: o.JWKSURL, InsecureAllowHTTP: o.InsecureAllowHTTP, HTTPClient: o.HTTPClient}
+		vc = keygate.Config{Issuer: o.Issuer, Audiences: o.Audiences, InsecureSkipAudienceCheck: o.InsecureSkipAudienceCheck,
+			Leeway: o.Leeway, AllowUntypedTokens: o.AllowUntypedTokens}
 	}
-	if len(o.Audiences) == 0 && !o.InsecureSkipAudienceCheck {
-		return false, ErrNoAudience
-	}
-	src, err := jwks.NewSource(jwks.Config{Issuer: o.Issuer, URL: o.JWKSURL, InsecureAllowHTTP: o.InsecureAllowHTTP, HTTPClient: o.HTTPClient, Now: o.Now})
+	sc.Now = o.Now
+	src, err := jwks.NewSource(sc)
 	if err != nil {
 		return false, err
 	}
@@ -69,16 +87,14 @@ func Verify(ctx context.Context, w io.Writer, raw string, o VerifyOptions) (bool
 	if err := src.Refresh(ctx); err != nil {
 		return false, fmt.Errorf("cannot fetch the keys: %w", err)
 	}
-	v, err := keygate.NewVerifier(keygate.Config{
-		Issuer: o.Issuer, Audiences: o.Audiences, InsecureSkipAudienceCheck: o.InsecureSkipAudienceCheck,
-		Keys: src, Leeway: o.Leeway, AllowUntypedTokens: o.AllowUntypedTokens, Now: o.Now, CacheSize: -1,
-	})
+	vc.Keys, vc.Now, vc.CacheSize = src, o.Now, -1
+	v, err := keygate.NewVerifier(vc)
 	if err != nil {
 		return false, err
 	}
 	x := v.Explain(ctx, raw)
 
-	fmt.Fprintf(w, "checks (issuer %s, keys from %s):\n", o.Issuer, src.Status().URL)
+	fmt.Fprintf(w, "checks (issuer %s, keys from %s):\n", vc.Issuer, src.Status().URL)
 	for _, c := range x.Checks {
 		if c.Err != nil {
 			fmt.Fprintf(w, "  %-4s  %-10s %s\n", "FAIL", c.Name, detail(c.Err))
