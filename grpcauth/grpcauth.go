@@ -102,17 +102,27 @@ type Interceptor struct {
 	cfg Config
 }
 
-// New checks cfg and returns an Interceptor.
+// ConfigError reports a [Config] field that [New] refuses.
+type ConfigError struct {
+	// Field is the name of the field, such as "Realm".
+	Field string
+	// Problem says what is wrong and what to do.
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "grpcauth: Config." + e.Field + " " + e.Problem }
+
+// New checks cfg and returns an Interceptor. An error is a [*ConfigError].
 func New(cfg Config) (*Interceptor, error) {
 	if cfg.Verifier == nil {
-		return nil, errors.New("grpcauth: config needs a Verifier")
+		return nil, &ConfigError{"Verifier", "is nil; use a *keygate.Verifier"}
 	}
 	if cfg.Realm == "" {
 		cfg.Realm = "keygate"
 	}
 	for _, c := range cfg.Realm {
 		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return nil, fmt.Errorf("grpcauth: realm %q must be printable ASCII without quotes or backslashes", cfg.Realm)
+			return nil, &ConfigError{"Realm", fmt.Sprintf("%q must be printable ASCII without quotes or backslashes", cfg.Realm)}
 		}
 	}
 	return &Interceptor{cfg: cfg}, nil
