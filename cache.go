@@ -43,6 +43,60 @@ type cache struct {
 	n          atomic.Int64
 	bytes      atomic.Int64
 	evictions  atomic.Uint64
+	rejected   atomic.Uint64 // not admitted, see doorkeeper
+
+	door doorkeeper
+}
+
+// doorkeeper remembers, approximately, which tokens a full cache has
+// turned away once, so that it admits a token only on its second
+// sighting (TinyLFU's doorkeeper). A token seen once costs a full
+// verification either way; caching it costs an entry, an eviction and
+// the memory its principal pins, for nothing if it never comes back.
+// When the cache is full, a token is therefore admitted only if it was
+// turned away before within the window: the last len(bits)/8 tokens
+// turned away, about the cache's entry capacity. A token that comes
+// back later than that would have been evicted before its return
+// anyway.
+//
+// It is a Bloom filter of two bits per token, taken from the token's
+// maphash, in 8 bits per remembered token: a token it never saw passes
+// for seen about 5% of the time, which admits it as before. It is
+// cleared after window insertions. Lookups and insertions are atomic
+// and do not allocate; a clear that races an insertion may forget it,
+// which costs that token one more verification.
+type doorkeeper struct {
+	bits   []atomic.Uint64
+	mask   uint64 // bit index mask: len(bits)*64 - 1
+	window int64
+	added  atomic.Int64
+}
+
+func newDoorkeeper(entries int) doorkeeper {
+	nbits := uint64(1 << 12)
+	for nbits < 8*uint64(entries) && nbits < 1<<26 {
+		nbits <<= 1
+	}
+	return doorkeeper{bits: make([]atomic.Uint64, nbits/64), mask: nbits - 1, window: int64(nbits / 8)}
+}
+
+// seen reports whether h was recorded in this window, and records it.
+func (d *doorkeeper) seen(h uint64) bool {
+	i, j := (h>>8)&d.mask, (h>>36)&d.mask
+	wi, bi := &d.bits[i/64], uint64(1)<<(i%64)
+	wj, bj := &d.bits[j/64], uint64(1)<<(j%64)
+	if wi.Load()&bi != 0 && wj.Load()&bj != 0 {
+		return true
+	}
+	wi.Or(bi)
+	wj.Or(bj)
+	if d.added.Add(1) >= d.window {
+		d.added.Store(0)
+		for k := range d.bits {
+			d.bits[k].Store(0)
+		}
+	}
+	return false
 }
 
 type shard struct {
@@ -62,7 +116,7 @@ type entry struct {
 }
 
 func newCache(entries, bytes int) *cache {
-	c := &cache{seed: maphash.MakeSeed(), maxEntries: int64(entries), maxBytes: int64(bytes)}
+	c := &cache{seed: maphash.MakeSeed(), maxEntries: int64(entries), maxBytes: int64(bytes), door: newDoorkeeper(entries)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*entry)
 	}
@@ -114,16 +168,26 @@ func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
 }
 
 // put caches p for raw, evicting entries until both bounds hold. An entry
-// that alone costs more than the byte bound is not cached.
+// that alone costs more than the byte bound is not cached. When the cache
+// is full, raw is admitted only if an entry of its home shard has ended
+// (expired, or its key retired) and makes room, or if the doorkeeper saw
+// raw turned away before; otherwise put counts it as rejected.
 func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at time.Time, cost int64) {
 	if cost > c.maxBytes {
 		return
 	}
+	h := maphash.String(c.seed, raw)
+	home := int(h % cacheShards)
+	now := at.UnixNano()
+	if c.n.Load() >= c.maxEntries || c.bytes.Load()+cost > c.maxBytes {
+		if !c.evictEnded(home, now) && !c.door.seen(h) {
+			c.rejected.Add(1)
+			return
+		}
+	}
 	// Reserve room first, then evict until the reservation fits: see cache.
 	c.n.Add(1)
 	c.bytes.Add(cost)
-	home := c.index(raw)
-	now := at.UnixNano()
 	for c.n.Load() > c.maxEntries || c.bytes.Load() > c.maxBytes {
 		if !c.evict(home, now) {
 			// Everything left is reserved by other puts: give way.
@@ -174,6 +238,25 @@ func (c *cache) evict(home int, now int64) bool {
 	return false
 }
 
+// evictEnded drops one entry of shard home that has expired or whose key
+// retired, among up to evictSample, and reports whether it found one.
+func (c *cache) evictEnded(home int, now int64) bool {
+	s := &c.shards[home]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := 0
+	for k, e := range s.m {
+		if now >= e.exp || e.key.Retired() {
+			c.removeLocked(s, k, e)
+			return true
+		}
+		if seen++; seen == evictSample {
+			break
+		}
+	}
+	return false
+}
+
 // removeLocked deletes raw's entry e from s, whose lock the caller holds.
 func (c *cache) removeLocked(s *shard, raw string, e *entry) {
 	delete(s.m, raw)
@@ -195,6 +278,7 @@ func (c *cache) stats() (st CacheStats) {
 	st.Bytes = c.bytes.Load()
 	st.ByteCapacity = c.maxBytes
 	st.Evictions = c.evictions.Load()
+	st.Rejected = c.rejected.Load()
 	return st
 }
 
@@ -299,4 +383,10 @@ type CacheStats struct {
 	// the verifier was made. Entries that ended at their exp or with their
 	// key and were found so on lookup are not counted.
 	Evictions uint64
+	// Rejected counts verified tokens a full cache did not admit, since
+	// the verifier was made. A full cache admits a token when an ended
+	// entry makes room, or on the token's second verification within
+	// about Capacity rejections: a token seen once is not worth an
+	// eviction. Each rejected token is also a miss.
+	Rejected uint64
 }

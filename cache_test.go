@@ -184,3 +184,77 @@ func BenchmarkCache(b *testing.B) {
 		}
 	})
 }
+
+// TestCacheAdmission fills a cache, then offers it tokens seen once:
+// they are turned away (but for the doorkeeper's rare false positive),
+// the books stay exact, and the same tokens seen again are admitted.
+// Turning a token away allocates nothing.
+func TestCacheAdmission(t *testing.T) {
+	c := newCache(10, 1<<30)
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	key := &jwks.Key{ID: "k"}
+	toks := make([]string, 110)
+	for i := range toks {
+		toks[i] = "tok" + strconv.Itoa(i)
+	}
+	for _, raw := range toks[:10] {
+		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+	}
+	if st := c.stats(); st.Size != 10 || st.Rejected != 0 || st.Evictions != 0 {
+		t.Fatalf("after 10 tokens stats() = %+v; want 10 held, none rejected", st)
+	}
+	for _, raw := range toks[10:] {
+		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+	}
+	st := c.stats()
+	if st.Size != 10 || st.Evictions+st.Rejected != 100 || st.Rejected < 50 {
+		t.Errorf("after 100 more tokens seen once stats() = %+v; want 10 held, 100 evicted or rejected, mostly rejected", st)
+	}
+	for _, raw := range toks[10:] {
+		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+	}
+	if st2 := c.stats(); st2.Rejected != st.Rejected || st2.Size != 10 {
+		t.Errorf("after a second sighting stats() = %+v; want none more rejected", st2)
+	}
+	c.check(t)
+
+	fresh := make([]string, 200)
+	for i := range fresh {
+		fresh[i] = "new" + strconv.Itoa(i)
+	}
+	p := &Principal{}
+	i := 0
+	if n := testing.AllocsPerRun(100, func() {
+		c.put(fresh[i%len(fresh)], p, "k", key, exp, now, 100)
+		i++
+	}); n > 0.5 {
+		t.Errorf("put of a rejected token allocates %v times; want 0", n)
+	}
+}
+
+// TestCacheAdmitsOverEnded checks that a full cache admits a token seen
+// once when an ended entry of its home shard makes room.
+func TestCacheAdmitsOverEnded(t *testing.T) {
+	c := newCache(1, 1<<30)
+	now := time.Now()
+	key := &jwks.Key{ID: "k"}
+	var a, b string
+	for i := 0; b == ""; i++ {
+		raw := "tok" + strconv.Itoa(i)
+		switch {
+		case a == "":
+			a = raw
+		case c.index(raw) == c.index(a):
+			b = raw
+		}
+	}
+	c.put(a, &Principal{}, "k", key, now.Add(-time.Second), now, 10)
+	c.put(b, &Principal{}, "k", key, now.Add(time.Hour), now, 10)
+	if st := c.stats(); st.Size != 1 || st.Rejected != 0 {
+		t.Errorf("stats() = %+v; want the new token in place of the expired one", st)
+	}
+	if _, ok := c.shards[c.index(b)].m[b]; !ok {
+		t.Errorf("the new token was not admitted")
+	}
+}

@@ -124,8 +124,12 @@ type Config struct {
 	// check until its exp or until its key leaves the key set. The cache
 	// never holds more than CacheSize tokens. To make room it drops a token
 	// that has expired or whose key retired if it finds one among a few it
-	// samples, else a random one. Zero means [DefaultCacheSize] (4096); a
-	// negative value turns the cache off.
+	// samples, else a random one. A full cache admits a new token only
+	// in place of such an ended entry, or when the token is verified a
+	// second time within about CacheSize rejections: a token seen once
+	// would cost an eviction for nothing ([CacheStats].Rejected counts
+	// them). Zero means [DefaultCacheSize] (4096); a negative value turns
+	// the cache off.
 	CacheSize int
 
 	// CacheBytes bounds the memory the cache of verified tokens pins, in

@@ -410,13 +410,16 @@ func (m *Middleware) token(r *http.Request, u *url.URL) (string, *Error) {
 }
 
 // b64tokenByte is the set of the bytes of a b64token before its "="
-// padding, as a table: a token is checked on every request, and a
-// table lookup per byte is several times faster than the comparisons. It
-// is never written after initialization.
-var b64tokenByte = func() (t [256]bool) {
+// padding, as a table of 1 (in the set) and 0: a token is checked on
+// every request, and and-ing table entries eight bytes at a time, with
+// one branch per eight bytes, is several times faster than comparisons
+// or a branch per byte. It is never written after initialization.
+var b64tokenByte = func() (t [256]byte) {
 	for c := range 256 {
-		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			t[c] = 1
+		}
 	}
 	return t
 }()
@@ -424,20 +427,21 @@ var b64tokenByte = func() (t [256]bool) {
 // isB64Token reports whether s has the b64token syntax of RFC 6750
 // section 2.1: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
+	// "=" is not in the set, so s is a b64token exactly when what is
+	// left without its trailing "=" is not empty and all in the set.
+	s = strings.TrimRight(s, "=")
 	if s == "" {
 		return false
 	}
-	i := 0
-	for ; i < len(s); i++ {
-		if !b64tokenByte[s[i]] {
-			break
+	t := &b64tokenByte
+	for len(s) >= 8 {
+		if t[s[0]]&t[s[1]]&t[s[2]]&t[s[3]]&t[s[4]]&t[s[5]]&t[s[6]]&t[s[7]] == 0 {
+			return false
 		}
+		s = s[8:]
 	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
+	for i := 0; i < len(s); i++ {
+		if t[s[i]] == 0 {
 			return false
 		}
 	}

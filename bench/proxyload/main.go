@@ -7,6 +7,10 @@
 //	                        keygate config into DIR
 //	proxyload -bare ADDR    a bare httputil.ReverseProxy to the upstream at
 //	                        ADDR (the baseline)
+//	proxyload -floor ADDR -issuer URL
+//	                        the bare proxy behind one crypto/rsa RS256
+//	                        check per request, no cache, exp/iss/aud only
+//	                        (the verify-each-request floor)
 //
 // Each prints its addresses as shell assignments. The baseline runs in a
 // process of its own, as keygate does: in the upstream's process it would
@@ -29,15 +33,28 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/keygate/keygate/keycloaktest"
 )
 
 func main() {
 	dir := flag.String("dir", "", "directory for tokens.txt, token.txt and keygate.yaml")
-	n := flag.Int("tokens", 2000, "distinct tokens to mint")
+	n := flag.Int("tokens", 20000, "distinct tokens to mint")
 	bareTo := flag.String("bare", "", "serve only a bare proxy to this upstream host:port")
+	floorTo := flag.String("floor", "", "serve only the verify-each-request floor proxy to this upstream host:port")
+	issuer := flag.String("issuer", "", "the issuer whose keys the floor proxy uses")
 	flag.Parse()
+	if *floorTo != "" {
+		h, err := floorProxy(*floorTo, *issuer, "bench-api")
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("FLOOR=%s\n", serve(h))
+		os.Stdout.Sync()
+		wait()
+		return
+	}
 	if *bareTo != "" {
 		fmt.Printf("BARE=%s\n", serve(bareProxy(*bareTo)))
 		os.Stdout.Sync()
@@ -55,6 +72,9 @@ func main() {
 	idp, err := keycloaktest.NewServer(keycloaktest.Config{
 		Realm:            "bench",
 		OmitDefaultRoles: true,
+		// The runs, and the wait for a quiet machine before them, outlast
+		// Keycloak's default 5 minutes.
+		AccessTokenLifespan: 4 * time.Hour,
 		Clients: []keycloaktest.Client{{ID: "svc", Secret: "s", ServiceAccount: true,
 			Audiences: []string{"bench-api"}, ServiceAccountRealmRoles: []string{"user"}}},
 	})

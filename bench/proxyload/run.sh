@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # make bench-proxy: wrk on loopback through the keygate proxy and through a
-# bare httputil.ReverseProxy to the same upstream (BENCHMARKS.md).
+# bare httputil.ReverseProxy and through a verify-each-request floor proxy
+# to the same upstream (BENCHMARKS.md), each with one repeated token and
+# with TOKENS distinct ones.
 #
 #   DURATION (default 15s), CONNECTIONS (32), THREADS (1), RUNS (3)
+#   NTOKENS (20000): distinct tokens minted for the distinct-token cases
+#   PROFILE: a directory; during the first round, perf record (cpu-clock
+#   samples with call graphs) profiles keygate for 5 s of each of its
+#   cases into PROFILE/keygate-*.perf.data (read them with perf report)
 #   BASELINE_REV: also build keygate at this git revision and measure it in
 #   the same rounds (e.g. BASELINE_REV=138450f), to see what a change cost.
 #   MAX_LOAD (1.0): wait until the 1-minute load average is below this
@@ -12,7 +18,10 @@
 # test runs alone on core 1 and everything else (wrk, the upstream, the
 # issuer) on core 0, so that the load generator does not hide what the
 # proxy costs. CPU per request is the proxy process's user+system time
-# (/proc/PID/stat) over the requests wrk completed.
+# (/proc/PID/stat) over the requests wrk completed; rss is the proxy's
+# resident set after the run (VmRSS), and the peak of each process
+# (VmHWM) is printed at the end. bench/proxychart turns the output into
+# a table of medians and an SVG chart.
 #
 # Each round runs every case in turn, so that a load that drifts during
 # the runs affects every case alike.
@@ -24,6 +33,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 GO="${GO:-go}"
 DURATION="${DURATION:-15s}" CONNECTIONS="${CONNECTIONS:-32}" THREADS="${THREADS:-1}" RUNS="${RUNS:-3}"
 MAX_LOAD="${MAX_LOAD-1.0}" LOAD_WAIT="${LOAD_WAIT:-900}" BASELINE_REV="${BASELINE_REV:-}"
+NTOKENS="${NTOKENS:-20000}" PROFILE="${PROFILE:-}"
 
 if ! command -v wrk >/dev/null 2>&1; then
   sudo=(); [ "$(id -u)" -ne 0 ] && sudo=(sudo)
@@ -55,9 +65,10 @@ if [ -n "$BASELINE_REV" ]; then
   (cd "$work/base" && "$GO" build -o "$work/keygate-base" ./cmd/keygate)
 fi
 
-"${on_load[@]}" "$work/proxyload" -dir "$work" >"$work/env" 2>"$work/proxyload.log" &
+"${on_load[@]}" "$work/proxyload" -dir "$work" -tokens "$NTOKENS" >"$work/env" 2>"$work/proxyload.log" &
 pids+=($!)
-for _ in $(seq 100); do [ -s "$work/env" ] && grep -q ISSUER "$work/env" && break; sleep 0.2; done
+# Minting takes about 1.5 ms per token.
+for _ in $(seq 1500); do [ -s "$work/env" ] && grep -q ISSUER "$work/env" && break; sleep 0.2; done
 # shellcheck disable=SC1091
 . "$work/env"
 "${on_test[@]}" "$work/proxyload" -bare "$UPSTREAM" >"$work/bare.env" 2>"$work/bare.log" &
@@ -66,6 +77,13 @@ pids+=($!)
 for _ in $(seq 100); do grep -q BARE "$work/bare.env" && break; sleep 0.1; done
 # shellcheck disable=SC1091
 . "$work/bare.env"
+"${on_test[@]}" "$work/proxyload" -floor "$UPSTREAM" -issuer "$ISSUER" >"$work/floor.env" 2>"$work/floor.log" &
+floor_pid=$!
+pids+=($!)
+for _ in $(seq 100); do grep -q FLOOR "$work/floor.env" && break; sleep 0.1; done
+# shellcheck disable=SC1091
+. "$work/floor.env"
+if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE"; fi
 "${on_test[@]}" "$work/keygate" serve --config "$work/keygate.yaml" 2>"$work/keygate.log" &
 keygate_pid=$!
 pids+=($!)
@@ -97,19 +115,30 @@ ready() {
 }
 ready "$KEYGATE" "$keygate_pid"
 ready "$BARE" "$bare_pid"
+ready "$FLOOR" "$floor_pid"
 if [ -n "$BASELINE_REV" ]; then ready "$BASE" "$base_pid"; fi
 
 # cpu PID: user+system clock ticks the process has used.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz="$(getconf CLK_TCK)"
+# mem PID FIELD: VmRSS or VmHWM of the process, in MiB.
+mem() { awk -v f="$2:" '$1==f {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 # bench NAME RUN PID URL [wrk args...]: one wrk run; prints one line.
 bench() {
   local name=$1 r=$2 pid=$3 url=$4; shift 4
-  local c0 c1 out
+  local c0 c1 out prof=""
+  if [ -n "$PROFILE" ] && [ "$r" = 1 ] && [ "$pid" = "$keygate_pid" ]; then
+    # The samples cost the proxy a little CPU: this round's figures are
+    # profiled ones.
+    (sleep 2; "${on_load[@]}" perf record -q -e cpu-clock -F 1999 -g -p "$pid" \
+      -o "$PROFILE/$(tr -c 'a-z0-9\n' - <<<"$name").perf.data" -- sleep 5 >/dev/null 2>&1) &
+    prof=$!
+  fi
   c0="$(cpu "$pid")"
   out="$("${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")"
   c1="$(cpu "$pid")"
+  if [ -n "$prof" ]; then wait "$prof" || true; fi
   rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
   n="$(awk '/requests in/ {print $1}' <<<"$out")"
   p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
@@ -117,8 +146,8 @@ bench() {
   non2xx="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
   errors="$(awk '/Socket errors/ {$1=$2=""; print}' <<<"$out")"
   cpu_us="$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
-  printf '%-32s run %s  %10s req/s  %6s µs CPU/req  p50 %-8s p99 %-8s non-2xx %s%s\n' \
-    "$name" "$r" "$rps" "$cpu_us" "$p50" "$p99" "${non2xx:-0}" "${errors:+  socket errors:$errors}"
+  printf '%-36s run %s  %10s req/s  %6s µs CPU/req  p50 %-8s p99 %-8s rss %5s MiB  non-2xx %s%s\n' \
+    "$name" "$r" "$rps" "$cpu_us" "$p50" "$p99" "$(mem "$pid" VmRSS)" "${non2xx:-0}" "${errors:+  socket errors:$errors}"
 }
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -135,13 +164,21 @@ if [ -n "$MAX_LOAD" ]; then
 fi
 
 echo "== $(date -u +%FT%TZ)  $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')  wrk -t$THREADS -c$CONNECTIONS -d$DURATION  load: $(cut -d' ' -f1-3 /proc/loadavg)  $pinned"
+# Every case sends an Authorization header, the bare proxy's too, so that
+# each moves the same bytes.
+many="$NTOKENS tokens"
 for r in $(seq "$RUNS"); do
-  bench "bare ReverseProxy" "$r" "$bare_pid" "http://$BARE/api/x"
-  bench "keygate, repeated token" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -H "Authorization: Bearer $token"
-  TOKENS="$work/tokens.txt" bench "keygate, 2000 tokens" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  echo "== round $r  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  bench "bare, repeated" "$r" "$bare_pid" "http://$BARE/api/x" -H "Authorization: Bearer $token"
+  TOKENS="$work/tokens.txt" bench "bare, $many" "$r" "$bare_pid" "http://$BARE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  bench "floor, repeated" "$r" "$floor_pid" "http://$FLOOR/api/x" -H "Authorization: Bearer $token"
+  TOKENS="$work/tokens.txt" bench "floor, $many" "$r" "$floor_pid" "http://$FLOOR/api/x" -s "$root/bench/proxyload/tokens.lua"
+  bench "keygate, repeated" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -H "Authorization: Bearer $token"
+  TOKENS="$work/tokens.txt" bench "keygate, $many" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
   if [ -n "$BASELINE_REV" ]; then
     bench "keygate@$BASELINE_REV, repeated" "$r" "$base_pid" "http://$BASE/api/x" -H "Authorization: Bearer $token"
-    TOKENS="$work/tokens.txt" bench "keygate@$BASELINE_REV, 2000 tokens" "$r" "$base_pid" "http://$BASE/api/x" -s "$root/bench/proxyload/tokens.lua"
+    TOKENS="$work/tokens.txt" bench "keygate@$BASELINE_REV, $many" "$r" "$base_pid" "http://$BASE/api/x" -s "$root/bench/proxyload/tokens.lua"
   fi
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== peak RSS (VmHWM): bare $(mem "$bare_pid" VmHWM) MiB  floor $(mem "$floor_pid" VmHWM) MiB  keygate $(mem "$keygate_pid" VmHWM) MiB${BASELINE_REV:+  keygate@$BASELINE_REV $(mem "$base_pid" VmHWM) MiB}"

@@ -49,6 +49,10 @@ type Metrics struct {
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	upstream  prometheus.Counter
+	// The series of allowed decisions, resolved once: most decisions
+	// are allowed, and resolving labels costs a hash per call.
+	allowed        prometheus.Counter
+	allowedLatency prometheus.Observer
 }
 
 // New returns Metrics on a fresh registry that also holds the Go runtime
@@ -70,6 +74,8 @@ func New() *Metrics {
 			Help: "Proxied requests answered 502 because the upstream failed.",
 		}),
 	}
+	m.allowed = m.decisions.WithLabelValues(Allowed, ReasonOK)
+	m.allowedLatency = m.latency.WithLabelValues(Allowed)
 	m.reg.MustRegister(m.decisions, m.latency, m.upstream,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -77,6 +83,11 @@ func New() *Metrics {
 
 // Decision records one access decision.
 func (m *Metrics) Decision(outcome, reason string, d time.Duration) {
+	if outcome == Allowed && reason == ReasonOK {
+		m.allowed.Inc()
+		m.allowedLatency.Observe(d.Seconds())
+		return
+	}
 	m.decisions.WithLabelValues(outcome, reason).Inc()
 	m.latency.WithLabelValues(outcome).Observe(d.Seconds())
 }
@@ -106,7 +117,8 @@ type CacheStatser interface {
 }
 
 // WatchCache exports the verified-token cache on every scrape: hits,
-// misses, evictions, entries and estimated bytes, and both capacities.
+// misses, evictions, rejections (tokens a full cache did not admit),
+// entries and estimated bytes, and both capacities.
 func (m *Metrics) WatchCache(v CacheStatser) {
 	m.reg.MustRegister(&cacheCollector{v: v})
 }
@@ -187,6 +199,8 @@ var (
 		"The most bytes the verified-token cache holds (estimated); 0 when it is off.", nil, nil)
 	descCacheEvictions = prometheus.NewDesc("keygate_token_cache_evictions_total",
 		"Tokens dropped from the verified-token cache to make room for others.", nil, nil)
+	descCacheRejected = prometheus.NewDesc("keygate_token_cache_rejected_total",
+		"Verified tokens a full verified-token cache did not admit: seen once, and no ended entry to replace.", nil, nil)
 )
 
 // cacheCollector reads a verifier's cache counters at scrape time.
@@ -194,7 +208,7 @@ type cacheCollector struct{ v CacheStatser }
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCacheHits, descCacheMisses, descCacheSize, descCacheCapacity,
-		descCacheBytes, descCacheByteCapacity, descCacheEvictions} {
+		descCacheBytes, descCacheByteCapacity, descCacheEvictions, descCacheRejected} {
 		ch <- d
 	}
 }
@@ -208,6 +222,7 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(st.Bytes))
 	ch <- prometheus.MustNewConstMetric(descCacheByteCapacity, prometheus.GaugeValue, float64(st.ByteCapacity))
 	ch <- prometheus.MustNewConstMetric(descCacheEvictions, prometheus.CounterValue, float64(st.Evictions))
+	ch <- prometheus.MustNewConstMetric(descCacheRejected, prometheus.CounterValue, float64(st.Rejected))
 }
 
 var _ prometheus.Collector = (*cacheCollector)(nil)
