@@ -212,8 +212,21 @@ func TestRSAKnownAnswers(t *testing.T) {
 					t.Errorf("%s: verifies", c.name)
 				}
 			}
+			// s + n ≡ s (mod n): a verifier that reduces s instead of
+			// refusing it accepts this.
+			if v := new(big.Int).Add(pub.N, new(big.Int).SetBytes(k.valid[0])); v.BitLen() <= 8*pub.Size() {
+				if k.prep.verifyPKCS1v15(crypto.SHA256, digest, v.FillBytes(make([]byte, pub.Size()))) {
+					t.Errorf("s + n verifies")
+				}
+			}
 			if k.prep.verifyPKCS1v15(crypto.SHA256, digest[1:], k.valid[0]) {
 				t.Errorf("a short digest verifies")
+			}
+			// A 33-byte "SHA-256 digest" encoded the same way: crypto/rsa
+			// refuses the digest before looking at the signature.
+			long := append(bytes.Clone(digest), 0x5a)
+			if k.prep.verifyPKCS1v15(crypto.SHA256, long, rawSign(k.priv, goodEncoding(pub.Size(), long))) {
+				t.Errorf("a 33-byte SHA-256 digest verifies")
 			}
 			if k.prep.verifyPKCS1v15(crypto.SHA1, make([]byte, 20), k.valid[0]) {
 				t.Errorf("SHA-1 verifies")
@@ -461,4 +474,40 @@ func FuzzRSAVerify(f *testing.F) {
 			t.Fatalf("key %d, %v, op %d: a valid signature does not verify", int(keyIdx)%len(keys), h, op%16)
 		}
 	})
+}
+
+// BenchmarkRSAVerify compares crypto/rsa.VerifyPKCS1v15 with the prepared
+// verification on the same signature, and measures the preparation that
+// happens once per key.
+func BenchmarkRSAVerify(b *testing.B) {
+	for _, k := range testKeys(b) {
+		pub := &k.priv.PublicKey
+		if pub.E != 65537 || pub.N.BitLen()%1024 != 0 || pub.N.BitLen() < 2048 {
+			continue
+		}
+		digest, sig := digestOf(crypto.SHA256, testMessage), k.valid[0]
+		name := fmt.Sprintf("%d", pub.N.BitLen())
+		b.Run(name+"/stdlib", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig) != nil {
+					b.Fatal("does not verify")
+				}
+			}
+		})
+		b.Run(name+"/prepared", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !k.prep.verifyPKCS1v15(crypto.SHA256, digest, sig) {
+					b.Fatal("does not verify")
+				}
+			}
+		})
+		b.Run(name+"/prepare", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				newRSAKey(pub, false)
+			}
+		})
+	}
 }
