@@ -59,6 +59,14 @@ func Prepare(p *Prepared, pub crypto.PublicKey) {
 	}
 }
 
+// PreparedFor reports whether h holds state prepared for pub, an RSA key,
+// that the fast path will use. It is for tests of the packages that
+// prepare keys.
+func PreparedFor(h Holder, pub crypto.PublicKey) bool {
+	k := h.prepared().rsa.Load()
+	return k != nil && k.n != nil && crypto.PublicKey(k.pub) == pub
+}
+
 // rsaKey returns p's prepared form of pub, preparing it when p holds none
 // or holds another key's.
 func (p *Prepared) rsaKey(pub *rsa.PublicKey) *rsaKey {
