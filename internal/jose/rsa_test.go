@@ -511,3 +511,29 @@ func BenchmarkRSAVerify(b *testing.B) {
 		})
 	}
 }
+
+// TestVerifyPreparedConcurrent verifies with one holder from many
+// goroutines, first use included; run it with -race.
+func TestVerifyPreparedConcurrent(t *testing.T) {
+	keys := testKeys(t)
+	var h holder
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				// Alternate keys so that the prepared state is replaced
+				// while others read it.
+				k := keys[(g+i)%2]
+				if err := VerifyPrepared("RS256", &h, &k.priv.PublicKey, testMessage, k.valid[0]); err != nil {
+					t.Errorf("VerifyPrepared = %v", err)
+					return
+				}
+				if err := VerifyPrepared("RS256", &h, &k.priv.PublicKey, testMessage, keys[(g+i+1)%2].valid[0]); err != ErrSignature {
+					t.Errorf("another key's signature: VerifyPrepared = %v; want ErrSignature", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
