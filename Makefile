@@ -55,5 +55,6 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/jose
 	$(GO) test -run XXX -fuzz FuzzScanner -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/jose
+	$(GO) test -run XXX -fuzz FuzzRSAVerify -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/jose
 	$(GO) test -run XXX -fuzz FuzzDecodeClaims -fuzztime $(FUZZTIME) -fuzzminimizetime 5s .
 	$(GO) test -run XXX -fuzz FuzzVerify -fuzztime $(FUZZTIME) -fuzzminimizetime 5s .

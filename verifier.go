@@ -385,7 +385,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		x.ok("kid %s: a %s key that fits %s", quote(h.Kid), key.Type, h.Alg)
 		x.at("signature")
 	}
-	if err := jose.Verify(h.Alg, key.Public, jws.SigningInput, jws.Signature); err != nil {
+	if err := jose.VerifyPrepared(h.Alg, key, key.Public, jws.SigningInput, jws.Signature); err != nil {
 		return nil, fail(ErrBadSignature, "", err)
 	}
 	if x != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/httpauth"
+	"github.com/keygate/keygate/internal/jose"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/keycloaktest"
 )
@@ -874,3 +875,39 @@ func TestValidatorErrorClass(t *testing.T) {
 	}
 }
 
+// oneKey is a KeySet that returns the same Key literal, never put in a
+// jwks.Set.
+type oneKey struct{ key *jwks.Key }
+
+func (o oneKey) Key(context.Context, string) (*jwks.Key, error) { return o.key, nil }
+
+// TestVerifyPreparesKeyLiterals checks that the verifier checks RS256
+// through the prepared path: a Key literal that never entered a set is
+// prepared by its first verification, and then verifies and rejects as
+// before.
+func TestVerifyPreparesKeyLiterals(t *testing.T) {
+	ctx := context.Background()
+	idp := keycloaktest.New(t, realm())
+	kid := idp.ActiveKeyID("RS256")
+	key := &jwks.Key{ID: kid, Type: "RSA", Public: idp.PublicKey(kid)}
+	v, err := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: oneKey{key}, CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jose.PreparedFor(key, key.Public) {
+		t.Fatal("the key is prepared before any verification")
+	}
+	tok := idp.MustMint(t, keycloaktest.Token{Client: "worker"})
+	for range 2 {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatalf("Verify = %v", err)
+		}
+	}
+	if !jose.PreparedFor(key, key.Public) {
+		t.Error("Verify did not prepare the key: RS256 is not on the prepared path")
+	}
+	bad := tok[:len(tok)-3] + "AAA"
+	if _, err := v.Verify(ctx, bad); !errors.Is(err, keygate.ErrBadSignature) {
+		t.Errorf("Verify(tampered signature) = %v; want ErrBadSignature", err)
+	}
+}

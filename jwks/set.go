@@ -25,11 +25,24 @@ type Key struct {
 	// Type is the key's kty: "RSA", "EC" or "OKP".
 	Type string
 	// Public is an *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey.
+	// Like the standard library's keys, it must not be modified once the
+	// Key is in use: verification keeps state computed from it.
 	Public crypto.PublicKey
 
 	raw     []byte // the JWK as published, to recognise it across refreshes
 	retired atomic.Bool
+	// prepared holds the precomputation that makes verification faster
+	// (an RSA modulus in Montgomery form). Parse fills it when the key
+	// enters a set; a Key built as a literal fills it on first use. It is
+	// embedded under an unexported alias so that the verifier reaches it
+	// through jose.Holder, with no exported field or method.
+	prepared
 }
+
+// prepared is embedded in Key; see there.
+type prepared = jose.Prepared
+
+var _ jose.Holder = (*Key)(nil)
 
 // Retired reports whether the key has left its key set. Verifiers that
 // cache results per key use it to drop entries signed by removed keys.
@@ -140,7 +153,10 @@ func parse(doc []byte, prev *Set, maxKeys int) (*Set, error) {
 			s.skipped = append(s.skipped, SkippedKey{ID: jwk.Kid, Reason: err.Error()})
 			continue
 		}
-		s.add(&Key{ID: jwk.Kid, Algorithm: jwk.Alg, Type: jwk.Kty, Public: pub, raw: bytes.Clone(msg)})
+		k := &Key{ID: jwk.Kid, Algorithm: jwk.Alg, Type: jwk.Kty, Public: pub, raw: bytes.Clone(msg)}
+		// The modulus is prepared here, off the request path.
+		jose.Prepare(&k.prepared, pub)
+		s.add(k)
 	}
 	if len(s.keys) == 0 {
 		for _, sk := range s.skipped {
@@ -189,6 +205,7 @@ func StaticSet(keys ...*Key) *Set {
 		if k == nil {
 			continue
 		}
+		jose.Prepare(&k.prepared, k.Public)
 		if old, dup := s.byID[k.ID]; dup {
 			s.keys[slices.Index(s.keys, old)] = k
 			s.byID[k.ID] = k

@@ -2,14 +2,19 @@ package jwks
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/jose"
 )
 
 func ecKeyJSON(t *testing.T, kid string) string {
@@ -129,5 +134,47 @@ func TestLookupWithoutKid(t *testing.T) {
 	}
 	if _, err := two.Key(context.Background(), "zz"); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("Set.Key(unknown) = %v; want ErrUnknownKey", err)
+	}
+}
+
+// TestKeysArePrepared checks that an RSA key is prepared for verification
+// when it enters a set (Parse, StaticSet), off the request path, and that
+// a Key literal used directly prepares itself on first use.
+func TestKeysArePrepared(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	doc := fmt.Sprintf(`{"keys":[{"kty":"RSA","kid":"r","alg":"RS256","n":%q,"e":"AQAB"}]}`, b64(priv.N.Bytes()))
+	set, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := set.Lookup("r")
+	if !jose.PreparedFor(k, k.Public) {
+		t.Errorf("Parse: the RSA key is not prepared")
+	}
+
+	lit := &Key{ID: "s", Type: "RSA", Public: &priv.PublicKey}
+	if jose.PreparedFor(lit, lit.Public) {
+		t.Fatalf("a new Key literal is prepared already")
+	}
+	StaticSet(lit)
+	if !jose.PreparedFor(lit, lit.Public) {
+		t.Errorf("StaticSet: the RSA key is not prepared")
+	}
+
+	direct := &Key{ID: "d", Type: "RSA", Public: &priv.PublicKey}
+	digest := sha256.Sum256([]byte("a.b"))
+	sig, err := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jose.VerifyPrepared("RS256", direct, direct.Public, "a.b", sig); err != nil {
+		t.Fatalf("VerifyPrepared with a Key literal = %v", err)
+	}
+	if !jose.PreparedFor(direct, direct.Public) {
+		t.Errorf("a Key literal is not prepared after its first use")
 	}
 }

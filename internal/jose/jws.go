@@ -83,8 +83,25 @@ func KeyFits(alg string, pub crypto.PublicKey) bool {
 var ErrSignature = errors.New("signature does not verify")
 
 // Verify checks sig over signingInput with pub under alg. The caller has
-// checked [KeyFits]; Verify checks again and fails closed.
+// checked [KeyFits]; Verify checks again and fails closed. Verify uses the
+// standard library for every algorithm; [VerifyPrepared] is faster.
 func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) error {
+	return verify(alg, nil, pub, signingInput, sig)
+}
+
+// VerifyPrepared is [Verify] with the state that key (which holds pub)
+// keeps for it: RS256, RS384 and RS512 signatures are checked with the
+// modulus prepared once per key (see [Prepared]), outside FIPS 140-3
+// mode. A nil key is Verify.
+func VerifyPrepared(alg string, key Holder, pub crypto.PublicKey, signingInput string, sig []byte) error {
+	var p *Prepared
+	if key != nil {
+		p = key.prepared()
+	}
+	return verify(alg, p, pub, signingInput, sig)
+}
+
+func verify(alg string, p *Prepared, pub crypto.PublicKey, signingInput string, sig []byte) error {
 	a, ok := algorithms[alg]
 	if !ok || !KeyFits(alg, pub) {
 		return fmt.Errorf("algorithm %q cannot be used with this key", alg)
@@ -101,6 +118,14 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 	digest := h.Sum(buf[:0])
 	switch a.family {
 	case familyRSA:
+		if p != nil {
+			if k := p.rsaKey(pub.(*rsa.PublicKey)); k.n != nil {
+				if !k.verifyPKCS1v15(a.hash, digest, sig) {
+					return ErrSignature
+				}
+				return nil
+			}
+		}
 		if rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.hash, digest, sig) != nil {
 			return ErrSignature
 		}
