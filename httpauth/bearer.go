@@ -19,13 +19,25 @@ import (
 // wraps [keygate.ErrMalformed] and never quotes the value: the caller
 // answers it as a bad token (401 invalid_token, gRPC Unauthenticated).
 func ParseAuthorization(value string) (string, error) {
-	scheme, tok, ok := strings.Cut(value, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", nil
-	}
-	tok = strings.TrimLeft(tok, " ")
-	if !ok || !isB64Token(tok) {
+	tok, bearer, valid := parseBearer(value)
+	if bearer && !valid {
 		return "", fmt.Errorf("httpauth: the bearer token is not b64token syntax: %w", keygate.ErrMalformed)
 	}
 	return tok, nil
+}
+
+// parseBearer reads one Authorization value: bearer reports the scheme
+// Bearer (any case), valid that a b64token follows it, and tok is that
+// token when both hold. It is the one reading of the header, for the
+// middleware and for ParseAuthorization.
+func parseBearer(value string) (tok string, bearer, valid bool) {
+	scheme, rest, ok := strings.Cut(value, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false, false
+	}
+	rest = strings.TrimLeft(rest, " ")
+	if !ok || !isB64Token(rest) {
+		return "", true, false
+	}
+	return rest, true, true
 }

@@ -363,12 +363,11 @@ func (m *Middleware) token(r *http.Request, u *url.URL) (string, *Error) {
 	switch hs := r.Header.Values("Authorization"); len(hs) {
 	case 0:
 	case 1:
-		scheme, tok, ok := strings.Cut(hs[0], " ")
-		if strings.EqualFold(scheme, "Bearer") {
-			tok = strings.TrimLeft(tok, " ")
-			if !ok || !isB64Token(tok) {
-				return "", malformedToken("the Authorization header")
-			}
+		tok, bearer, valid := parseBearer(hs[0])
+		switch {
+		case bearer && !valid:
+			return "", malformedToken("the Authorization header")
+		case bearer:
 			found = append(found, tok)
 		}
 		// Another scheme (Basic, DPoP, ...) carries no bearer token.
