@@ -239,7 +239,9 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-func loopback(host string) bool {
+// LoopbackHost reports whether host is "localhost" or a loopback IP: the
+// hosts keygate trusts over plain HTTP and for local tools.
+func LoopbackHost(host string) bool {
 	if host == "localhost" { // not other names under .localhost: any resolver may answer them
 		return true
 	}

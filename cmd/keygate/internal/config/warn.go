@@ -160,7 +160,7 @@ func (w *warner) add(key, format string, args ...any) {
 // resolve anywhere and count as beyond loopback.
 func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	return err == nil && loopback(host)
+	return err == nil && LoopbackHost(host)
 }
 
 // anyInterface reports whether the listen address binds every interface:

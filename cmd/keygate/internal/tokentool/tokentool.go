@@ -12,11 +12,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/cmd/keygate/internal/config"
 )
 
 // Decoded is a compact JWS split and decoded, not verified.
@@ -168,7 +169,7 @@ func Mint(ctx context.Context, o MintOptions) (*TokenResponse, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("--issuer %q is not an issuer URL such as http://127.0.0.1:8180/realms/dev", o.Issuer)
 	}
-	if !loopback(u.Hostname()) {
+	if !config.LoopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("--issuer %q is not on this machine; token mint only talks to a local dev issuer (127.0.0.1, ::1 or localhost)", o.Issuer)
 	}
 	form := url.Values{}
@@ -227,12 +228,4 @@ func Mint(ctx context.Context, o MintOptions) (*TokenResponse, error) {
 	}
 	tr.Raw = body
 	return &tr, nil
-}
-
-func loopback(host string) bool {
-	if host == "localhost" { // not other names under .localhost: any resolver may answer them
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
