@@ -82,9 +82,23 @@ func (s *Server) record(ctx context.Context, mode, method, path string, e *httpa
 
 // refuse writes e as httpauth does: WWW-Authenticate (or Retry-After)
 // and a small JSON body.
+//
+// A refused request that announced a body is answered with
+// Connection: close, and the connection stops reading at once: otherwise
+// net/http would read up to 256 kB of the unread body after the answer,
+// for as long as timeouts.read allows, and a client trickling bodies
+// could hold every slot of the connection limit without a token.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *httpauth.Error) {
 	e.Realm = s.cfg.Realm
+	unread := r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
+	if unread {
+		w.Header().Set("Connection", "close")
+	}
 	httpauth.WriteError(w, r, e)
+	if unread {
+		// The answer is written; nothing more is read from this client.
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 }
 
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {

@@ -536,6 +536,56 @@ func TestConnectionLimit(t *testing.T) {
 	})
 }
 
+// TestRefusedBodyIsNotRead: a refused request that announced a large body
+// it sends slowly must not hold its connection while net/http drains the
+// body: with every slot held that way, no other client could connect.
+// (Found by the second review of issue #7.)
+func TestRefusedBodyIsNotRead(t *testing.T) {
+	iss := issuer(t)
+	cfg := baseConfig(iss, echo(t).URL)
+	const limit = 2
+	cfg.Limits.MaxConnections = limit
+	cfg.Timeouts.Read = 5 * time.Minute // only keygate's own closing may free a slot
+	cfg.Timeouts.ReadHeader = 5 * time.Minute
+	s, _ := start(t, cfg)
+
+	for i := range limit {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		// No token on a protected route, a body announced and barely begun.
+		io.WriteString(c, "POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\na")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !resp.Close {
+			t.Fatalf("connection %d: %d, close %v; want 401 and Connection: close", i, resp.StatusCode, resp.Close)
+		}
+	}
+	// Both slow bodies stay open on the client's side; a new client must
+	// still be served.
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("a new client while refused bodies trickle: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("new client: %d; want 200", resp.StatusCode)
+	}
+}
+
 // TestLogValuesClipped checks that client-chosen values (an 11 kB path,
 // an 11 kB kid quoted by the verifier's error) are cut in the log.
 func TestLogValuesClipped(t *testing.T) {
