@@ -19,9 +19,12 @@ check:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) -tags e2e,proxies ./...
 
-# quick is the unit tier: every package against the in-process test issuer.
+# quick is the unit tier: every package against the in-process test issuer,
+# and the cluster-mode packages against a real redis-server they start on
+# loopback (installed from Debian's packages when missing).
 quick:
-	$(GO) test -race -count=1 ./...
+	scripts/redis.sh
+	KEYGATE_REQUIRE_REDIS=1 $(GO) test -race -count=1 ./...
 
 # e2e is the end-to-end tier: tokens a real Keycloak issued, fetched once
 # into .cache/ and started on loopback (see e2e/README.md). Keycloak is
