@@ -48,6 +48,11 @@ var (
 	ErrWrongTokenType error = &kind{"wrong token type"}
 	// ErrInvalidClaims: no exp, or a [Validator] refused the claims.
 	ErrInvalidClaims error = &kind{"invalid claims"}
+	// ErrRevoked: the token passed every other check, but
+	// [Config.Revocations] reports it revoked (a logged-out session, a
+	// subject logged out everywhere, a revoked jti). Checked on every
+	// Verify, verified-token cache hits included.
+	ErrRevoked error = &kind{"token revoked"}
 	// ErrKeysUnavailable: the key set cannot answer now (never fetched,
 	// the provider down while a new kid is asked for, keys older than
 	// MaxStale); the token may be valid.

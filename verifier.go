@@ -147,6 +147,12 @@ type Config struct {
 	// turns the cache off. [Verifier.CacheStats] reports the bytes held.
 	CacheBytes int
 
+	// Revocations, when set, is consulted after every other check on
+	// every Verify, verified-token cache hits included: a token it reports
+	// revoked fails with [ErrRevoked]. It must answer from memory (see
+	// [Revocations]). Nil means no token is revoked before its exp.
+	Revocations Revocations
+
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 
@@ -253,7 +259,7 @@ type Explanation struct {
 
 // Check is one step of a verification. Name is one of "size", "format",
 // "type", "algorithm", "lifetime", "issuer", "audience", "key",
-// "signature" and "validators", in the order they run.
+// "signature", "validators" and "revocation", in the order they run.
 type Check struct {
 	Name string
 	// Detail says what was checked against what, such as `alg "RS256"`.
@@ -302,6 +308,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		x.at("format")
 	} else if v.cache != nil {
 		if p := v.cache.get(ctx, raw, now, v.cfg.Keys); p != nil {
+			if v.cfg.Revocations != nil && v.cfg.Revocations.Revoked(p) {
+				return nil, revoked(p)
+			}
 			return p, nil
 		}
 	}
@@ -404,10 +413,21 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 			return nil, fail(ErrInvalidClaims, "", classless{err})
 		}
 	}
-	if x != nil {
-		if len(v.cfg.Validators) > 0 {
-			x.ok("%d passed", len(v.cfg.Validators))
+	if x != nil && len(v.cfg.Validators) > 0 {
+		x.ok("%d passed", len(v.cfg.Validators))
+	}
+	if v.cfg.Revocations != nil {
+		if x != nil {
+			x.at("revocation")
 		}
+		if v.cfg.Revocations.Revoked(p) {
+			return nil, revoked(p)
+		}
+		if x != nil {
+			x.ok("not revoked")
+		}
+	}
+	if x != nil {
 		return p, nil
 	}
 	if v.cache != nil {
