@@ -27,6 +27,16 @@ const (
 	// DefaultMaxConnections is the default of [Limits.MaxConnections].
 	DefaultMaxConnections = 4096
 
+	// DefaultKeyPrefix is the default of cluster.key_prefix.
+	DefaultKeyPrefix = "keygate:"
+	// DefaultRedisTimeout is the default of cluster.redis.timeout.
+	DefaultRedisTimeout = 500 * time.Millisecond
+	// DefaultRevocationTTL is the default of revocation.ttl.
+	DefaultRevocationTTL = 24 * time.Hour
+	// DefaultBackchannelLogoutPath is the default of
+	// revocation.backchannel_logout.path.
+	DefaultBackchannelLogoutPath = "/backchannel-logout"
+
 	// MaxHeaderNameLength is the longest header name an identity header
 	// or a strip_headers entry may have, in bytes.
 	MaxHeaderNameLength = 128
@@ -140,6 +150,95 @@ type Config struct {
 
 	// Log configures the JSON log on standard error.
 	Log Log `yaml:"log"`
+
+	// Cluster, when set, shares the key set and the revocations of every
+	// keygate instance through Redis (or Valkey): one provider fetch per
+	// refresh interval for the whole cluster, and logouts that reach every
+	// instance. See docs/config.md, "Cluster mode".
+	Cluster *Cluster `yaml:"cluster"`
+
+	// Revocation, when set, turns on revocation: tokens of logged-out
+	// sessions are refused before their exp. With Cluster the
+	// revocations reach every instance; without it they stay on the
+	// instance that received them.
+	Revocation *Revocation `yaml:"revocation"`
+}
+
+// Cluster configures cluster mode.
+type Cluster struct {
+	// Redis is the Redis (or Valkey) deployment the instances share.
+	Redis Redis `yaml:"redis"`
+	// KeyPrefix starts every Redis key keygate uses. Instances that
+	// verify for different issuers need different prefixes. Zero means
+	// [DefaultKeyPrefix].
+	KeyPrefix string `yaml:"key_prefix"`
+	// Secret authenticates the key set stored in Redis (HMAC-SHA256): at
+	// least 32 bytes, the same on every instance, kept out of Redis. Write
+	// it as ${ENV_VAR}. Required.
+	Secret string `yaml:"secret"`
+}
+
+// Redis says how to reach Redis.
+type Redis struct {
+	// URL is redis://[user:password@]host:port/db, or rediss:// for TLS.
+	// Exactly one of URL and Addresses is required.
+	URL string `yaml:"url"`
+	// Addresses are host:port of the nodes of a Redis Cluster, or of the
+	// Sentinels with MasterName.
+	Addresses []string `yaml:"addresses"`
+	// MasterName is the Sentinel master's name.
+	MasterName string `yaml:"master_name"`
+	// Username and Password authenticate; they override the URL's. Write
+	// the password as ${ENV_VAR}.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// DB selects the database (single node and Sentinel).
+	DB int `yaml:"db"`
+	// TLS, when set, connects over TLS (rediss:// turns it on too).
+	TLS *RedisTLS `yaml:"tls"`
+	// Timeout bounds dialing and each command. Zero means
+	// [DefaultRedisTimeout]. Redis slower than that counts as down: each
+	// instance then fetches keys on its own, and revocations stay local
+	// until it is back.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	// CAFile is a PEM bundle of the CAs to trust. Zero means the system's.
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are a client certificate, for mutual TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Revocation configures revocation.
+type Revocation struct {
+	// TTL is how long a revocation is kept: set it to the longest
+	// access-token lifetime the issuer grants (Keycloak: the realm's or
+	// client's "Access Token Lifespan"), since a revocation forgotten
+	// earlier lets the rest of its tokens' lives pass. Zero means
+	// [DefaultRevocationTTL].
+	TTL time.Duration `yaml:"ttl"`
+	// BackchannelLogout, when set, receives OpenID Connect Back-Channel
+	// Logout 1.0 requests on the main listener.
+	BackchannelLogout *BackchannelLogout `yaml:"backchannel_logout"`
+	// AdminToken, when set, turns on GET and POST /revocations on the
+	// admin listener, for callers that send it as a bearer token. Write it
+	// as ${ENV_VAR}; at least 32 bytes.
+	AdminToken string `yaml:"admin_token"`
+}
+
+// BackchannelLogout configures the back-channel logout receiver.
+type BackchannelLogout struct {
+	// Path is where logout tokens are POSTed: the client's "Backchannel
+	// logout URL" in Keycloak. Zero means [DefaultBackchannelLogoutPath].
+	Path string `yaml:"path"`
+	// ClientID is the client whose logouts keygate receives: the aud of
+	// its logout tokens. Required.
+	ClientID string `yaml:"client_id"`
 }
 
 // TLS names the certificate and key of the main listener, PEM files.
@@ -307,6 +406,30 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
+	}
+	if c.Cluster != nil {
+		cl := *c.Cluster
+		if cl.KeyPrefix == "" {
+			cl.KeyPrefix = DefaultKeyPrefix
+		}
+		if cl.Redis.Timeout == 0 {
+			cl.Redis.Timeout = DefaultRedisTimeout
+		}
+		c.Cluster = &cl
+	}
+	if c.Revocation != nil {
+		r := *c.Revocation
+		if r.TTL == 0 {
+			r.TTL = DefaultRevocationTTL
+		}
+		if b := r.BackchannelLogout; b != nil {
+			bb := *b
+			if bb.Path == "" {
+				bb.Path = DefaultBackchannelLogoutPath
+			}
+			r.BackchannelLogout = &bb
+		}
+		c.Revocation = &r
 	}
 	return c
 }

@@ -138,6 +138,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
 	dir := t.TempDir()
 	cert := filepath.Join(dir, "cert.pem")
 	os.WriteFile(cert, []byte("x"), 0o600)
@@ -200,6 +201,25 @@ func TestValidate(t *testing.T) {
 		{name: "no read timeout", yaml: valid + "timeouts: {read: -1s}\n"},
 		{name: "negative idle timeout", yaml: valid + "timeouts: {idle: -1s}\n", err: "f.yaml:4: timeouts.idle is negative"},
 		{name: "no connection limit", yaml: valid + "limits: {max_connections: -1}\n"},
+		{name: "cluster", yaml: valid + "cluster:\n  redis: {url: \"redis://:pw@127.0.0.1:6379/0\"}\n  secret: " + secret + "\n"},
+		{name: "cluster sentinel", yaml: valid + "cluster:\n  redis: {addresses: [\"s1:26379\", \"s2:26379\"], master_name: m}\n  secret: " + secret + "\n"},
+		{name: "cluster no redis", yaml: valid + "cluster:\n  secret: " + secret + "\n", err: "f.yaml:4: cluster.redis needs url"},
+		{name: "cluster url and addresses", yaml: valid + "cluster:\n  redis:\n    url: redis://h:1\n    addresses: [\"h:1\"]\n  secret: " + secret + "\n", err: "f.yaml:6: cluster.redis has both url and addresses"},
+		{name: "cluster bad scheme", yaml: valid + "cluster:\n  redis: {url: \"http://h:1\"}\n  secret: " + secret + "\n", err: `f.yaml:5: cluster.redis.url has scheme "http"`},
+		{name: "cluster bad address", yaml: valid + "cluster:\n  redis: {addresses: [h]}\n  secret: " + secret + "\n", err: `f.yaml:5: cluster.redis.addresses holds "h", which is not host:port`},
+		{name: "cluster master without sentinels", yaml: valid + "cluster:\n  redis: {url: \"redis://h:1\", master_name: m}\n  secret: " + secret + "\n", err: "cluster.redis.master_name needs the Sentinels' addresses"},
+		{name: "cluster no secret", yaml: valid + "cluster:\n  redis: {url: \"redis://h:1\"}\n", err: "f.yaml:4: cluster.secret is missing"},
+		{name: "cluster short secret", yaml: valid + "cluster:\n  redis: {url: \"redis://h:1\"}\n  secret: short\n", err: "f.yaml:6: cluster.secret is 5 bytes; use at least 32"},
+		{name: "cluster negative timeout", yaml: valid + "cluster:\n  redis: {url: \"redis://h:1\", timeout: -1s}\n  secret: " + secret + "\n", err: "cluster.redis.timeout is negative"},
+		{name: "cluster tls half a pair", yaml: valid + "cluster:\n  redis:\n    url: rediss://h:1\n    tls: {cert_file: " + cert + "}\n  secret: " + secret + "\n", err: "f.yaml:7: cluster.redis.tls needs both cert_file and key_file"},
+		{name: "revocation local", yaml: valid + "revocation: {ttl: 1h}\n"},
+		{name: "revocation negative ttl", yaml: valid + "revocation: {ttl: -1h}\n", err: "f.yaml:4: revocation.ttl is negative"},
+		{name: "backchannel logout", yaml: valid + "revocation:\n  backchannel_logout: {client_id: app}\n"},
+		{name: "backchannel logout no client", yaml: valid + "revocation:\n  backchannel_logout: {path: /bcl}\n", err: "f.yaml:5: revocation.backchannel_logout.client_id is missing"},
+		{name: "backchannel logout bad path", yaml: valid + "revocation:\n  backchannel_logout: {client_id: app, path: /a/../b}\n", err: `revocation.backchannel_logout.path "/a/../b" must be a clean absolute path`},
+		{name: "backchannel logout on forward-auth path", yaml: valid + "forward_auth: {path: /auth}\nrevocation:\n  backchannel_logout: {client_id: app, path: /auth}\n", err: "revocation.backchannel_logout.path is forward_auth.path"},
+		{name: "admin token short", yaml: valid + "admin: {listen: 127.0.0.1:9090}\nrevocation: {admin_token: abc}\n", err: "f.yaml:5: revocation.admin_token is 3 bytes"},
+		{name: "admin token without admin", yaml: valid + "revocation: {admin_token: " + secret + "}\n", err: "revocation.admin_token needs the admin listener"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

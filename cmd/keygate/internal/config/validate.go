@@ -109,6 +109,12 @@ func (f *File) Validate() error {
 			v.add("ext_authz.listen", "ext_authz.listen is the address of another listener; give ext_authz a port of its own")
 		}
 	}
+	if c.Cluster != nil {
+		v.cluster(c.Cluster)
+	}
+	if c.Revocation != nil {
+		v.revocation(c)
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -277,4 +283,97 @@ type noVerifier struct{}
 
 func (noVerifier) Verify(context.Context, string) (*keygate.Principal, error) {
 	return nil, errors.New("config: no verifier")
+}
+
+// MinSecretLength is the shortest cluster.secret and
+// revocation.admin_token accepted, in bytes: 256 bits of a random string.
+const MinSecretLength = 32
+
+// cluster checks the cluster block.
+func (v *validator) cluster(cl *Cluster) {
+	r := cl.Redis
+	switch {
+	case r.URL == "" && len(r.Addresses) == 0:
+		v.add("cluster.redis", "cluster.redis needs url (redis://host:6379/0, rediss:// for TLS) or addresses (a Redis Cluster, or Sentinels with master_name)")
+	case r.URL != "" && len(r.Addresses) > 0:
+		v.add("cluster.redis.url", "cluster.redis has both url and addresses; keep one")
+	case r.URL != "":
+		u, err := url.Parse(r.URL)
+		switch {
+		case err != nil:
+			v.add("cluster.redis.url", "cluster.redis.url is not a URL: %v", unwrapURL(err))
+		case u.Scheme != "redis" && u.Scheme != "rediss":
+			v.add("cluster.redis.url", "cluster.redis.url has scheme %q; use redis:// or rediss:// (TLS)", u.Scheme)
+		case u.Host == "":
+			v.add("cluster.redis.url", "cluster.redis.url has no host; write redis://host:6379/0")
+		}
+	default:
+		for _, a := range r.Addresses {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				v.add("cluster.redis.addresses", "cluster.redis.addresses holds %q, which is not host:port", a)
+			}
+		}
+	}
+	if r.MasterName != "" && len(r.Addresses) == 0 {
+		v.add("cluster.redis.master_name", "cluster.redis.master_name needs the Sentinels' addresses in cluster.redis.addresses")
+	}
+	if r.DB < 0 {
+		v.add("cluster.redis.db", "cluster.redis.db is negative")
+	}
+	if r.Timeout < 0 {
+		v.add("cluster.redis.timeout", "cluster.redis.timeout is negative (%v); use 0s for the default of %v", r.Timeout, DefaultRedisTimeout)
+	}
+	if t := r.TLS; t != nil {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			v.add("cluster.redis.tls", "cluster.redis.tls needs both cert_file and key_file for a client certificate, or neither")
+		}
+		for _, p := range []struct{ key, file string }{{"cluster.redis.tls.ca_file", t.CAFile},
+			{"cluster.redis.tls.cert_file", t.CertFile}, {"cluster.redis.tls.key_file", t.KeyFile}} {
+			if p.file == "" {
+				continue
+			}
+			if _, err := os.Stat(p.file); err != nil {
+				v.add(p.key, "%s: cannot read %s: %v", p.key, p.file, unwrapPath(err))
+			}
+		}
+	}
+	if strings.ContainsAny(cl.KeyPrefix, " \t\r\n") {
+		v.add("cluster.key_prefix", "cluster.key_prefix %q holds white space", cl.KeyPrefix)
+	}
+	switch {
+	case cl.Secret == "":
+		v.add("cluster.secret", "cluster.secret is missing; set it to the same random string of at least %d bytes on every instance, as ${ENV_VAR} (such as the output of openssl rand -base64 48)", MinSecretLength)
+	case len(cl.Secret) < MinSecretLength:
+		v.add("cluster.secret", "cluster.secret is %d bytes; use at least %d (such as the output of openssl rand -base64 48)", len(cl.Secret), MinSecretLength)
+	}
+}
+
+// revocation checks the revocation block.
+func (v *validator) revocation(c *Config) {
+	r := c.Revocation
+	if r.TTL < 0 {
+		v.add("revocation.ttl", "revocation.ttl is negative (%v); use 0s for the default of %v", r.TTL, DefaultRevocationTTL)
+	}
+	if b := r.BackchannelLogout; b != nil {
+		if b.ClientID == "" {
+			v.add("revocation.backchannel_logout", "revocation.backchannel_logout.client_id is missing; set it to the Keycloak client whose Backchannel logout URL points at keygate (the aud of its logout tokens)")
+		}
+		if b.Path != "" {
+			if !strings.HasPrefix(b.Path, "/") || cleanPath(b.Path) != b.Path || strings.ContainsAny(b.Path, "?#;\\") {
+				v.add("revocation.backchannel_logout.path", "revocation.backchannel_logout.path %q must be a clean absolute path such as %s", b.Path, DefaultBackchannelLogoutPath)
+			}
+		}
+		d := c.WithDefaults()
+		if d.ForwardAuth != nil && d.Revocation.BackchannelLogout.Path == d.ForwardAuth.Path {
+			v.add("revocation.backchannel_logout.path", "revocation.backchannel_logout.path is forward_auth.path; give each its own path")
+		}
+	}
+	if r.AdminToken != "" {
+		if len(r.AdminToken) < MinSecretLength {
+			v.add("revocation.admin_token", "revocation.admin_token is %d bytes; use at least %d (such as the output of openssl rand -base64 48)", len(r.AdminToken), MinSecretLength)
+		}
+		if c.Admin == nil {
+			v.add("revocation.admin_token", "revocation.admin_token needs the admin listener (admin: {listen: 127.0.0.1:9090}), which serves /revocations")
+		}
+	}
 }
