@@ -14,6 +14,9 @@ func (s *Server) newAdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	if s.revocations != nil && s.cfg.Revocation.AdminToken != "" {
+		mux.HandleFunc("/revocations", s.serveRevocations)
+	}
 	return mux
 }
 

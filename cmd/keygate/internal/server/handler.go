@@ -28,6 +28,8 @@ func (s *Server) newHandler() http.Handler {
 		switch {
 		case s.faPath != "" && r.URL.Path == s.faPath:
 			s.serveForwardAuth(w, r)
+		case s.logoutPath != "" && r.URL.Path == s.logoutPath:
+			s.logout.ServeHTTP(w, r)
 		case s.proxy != nil:
 			s.serveProxy(w, r)
 		default:

@@ -43,6 +43,7 @@ import (
 	"github.com/keygate/keygate/cmd/keygate/internal/metrics"
 	"github.com/keygate/keygate/httpauth"
 	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/revoke"
 )
 
 // Options are the dependencies of a [Server] that do not come from the
@@ -80,6 +81,12 @@ type Server struct {
 	owned  headerSet
 	faPath string
 	proxy  *httputil.ReverseProxy // nil without upstream
+
+	// revocations is nil without a revocation block; logout answers
+	// back-channel logout requests on logoutPath ("" without it).
+	revocations revoke.Store
+	logout      http.Handler
+	logoutPath  string
 	tls    *tls.Config
 
 	handler http.Handler
