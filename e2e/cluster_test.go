@@ -350,7 +350,8 @@ func skipUnlessClusterMode(t testing.TB, bin, yaml string, env []string) {
 // points at instance 1 only. A user's token is accepted by all three
 // (and so sits in their verified-token caches); its session is deleted
 // through Keycloak's admin API; Keycloak POSTs the logout token to
-// instance 1 before the admin call answers, and the revocation must reach
+// instance 1 before the admin call answers (so instance 1 must refuse the
+// token as soon as it has answered), and the revocation must reach
 // instances 2 and 3 through Redis: all three then answer 401
 // invalid_token "token revoked". The time from the admin call to each
 // instance's first refusal is logged. A new session of the same user and
@@ -379,6 +380,14 @@ func TestClusterLogout(t *testing.T) {
 	t0 := time.Now()
 	adminAPI.deleteSession(t, sid)
 	answered := time.Since(t0)
+
+	// Keycloak answers the admin call only after instance 1 answered the
+	// logout token, and instance 1 answers only once the revocation holds
+	// for its own requests: it refuses the token at once.
+	if a, err := procs[0].get(tr.AccessToken); err != nil || !a.revoked() {
+		t.Errorf("%s, which received the logout, right after the admin call answered: %v (%v), want 401 token revoked",
+			procs[0].Name, a, err)
+	}
 
 	// Poll every instance until each refuses the token as revoked; any
 	// other answer than 200 (not yet) or that refusal fails the test.
