@@ -2,7 +2,9 @@
 // by any OpenID Connect provider, locally: the signature against the
 // provider's published keys, then iss, aud, exp, nbf, iat and the token
 // type, with no call to the provider per request. A verified token becomes
-// a [Principal] with Keycloak's roles and scopes.
+// a [Principal] with Keycloak's roles and scopes. The same Verifier checks
+// the logout tokens a provider posts when a session ends
+// ([Verifier.VerifyLogoutToken]; package backchannel receives them).
 //
 // Keys come from package [github.com/keygate/keygate/jwks]; rules that
 // decide what a principal may do live in package authz, and the net/http
@@ -161,7 +163,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Verifier checks access tokens. It is safe for concurrent use.
+// Verifier checks access tokens ([Verifier.Verify]), and the logout tokens
+// of OpenID Connect Back-Channel Logout ([Verifier.VerifyLogoutToken])
+// with the same keys and checks. It is safe for concurrent use.
 type Verifier struct {
 	cfg   Config
 	algs  map[string]bool // nil: every supported algorithm
