@@ -89,6 +89,7 @@ func TestVerifyLogoutToken(t *testing.T) {
 		{"resource server's aud", f.logout(t, keycloaktest.Token{Claims: map[string]any{"aud": "orders-api"}}), "", keygate.ErrWrongAudience},
 		{"no aud", f.logout(t, keycloaktest.Token{Claims: map[string]any{"aud": nil}}), "", keygate.ErrWrongAudience},
 		{"empty audience asked", valid, "-", keygate.ErrWrongAudience},
+		{"empty audience asked, empty aud", f.logout(t, keycloaktest.Token{Claims: map[string]any{"aud": ""}}), "-", keygate.ErrWrongAudience},
 
 		{"alg none", f.logout(t, keycloaktest.Token{Algorithm: keycloaktest.AlgNone}), "", keygate.ErrUnsupportedAlgorithm},
 		{"HS256 keyed with the RSA public key", f.logout(t, keycloaktest.Token{Algorithm: "HS256", KeyID: rsKid}), "", keygate.ErrUnsupportedAlgorithm},

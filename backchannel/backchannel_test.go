@@ -462,3 +462,30 @@ func TestNew(t *testing.T) {
 		t.Errorf("New(valid) = %v", err)
 	}
 }
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestDeclaredLengthRefusedUnread checks that a body declared too large
+// is refused before any of it is read.
+func TestDeclaredLengthRefusedUnread(t *testing.T) {
+	e := newEnv(t, nil)
+	body := &countingReader{r: strings.NewReader(strings.Repeat("x", backchannel.MaxBodySize+1))}
+	req := httptest.NewRequest(http.MethodPost, "/backchannel-logout", body)
+	req.ContentLength = backchannel.MaxBodySize + 1
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != 400 || body.n != 0 {
+		t.Errorf("status %d after reading %d bytes; want 400 after none", rec.Code, body.n)
+	}
+}
