@@ -31,7 +31,8 @@ quick:
 # stopped afterwards, also when tests fail; if it cannot be fetched or
 # started, e2e fails.
 e2e:
-	GO=$(GO) scripts/e2e.sh
+	scripts/redis.sh
+	KEYGATE_REQUIRE_REDIS=1 GO=$(GO) scripts/e2e.sh
 
 # proxies runs keygate serve (proxy mode, and forward-auth behind the
 # examples/ NGINX and Caddy configs) in front of real Python (wsgiref) and

@@ -25,6 +25,13 @@ type claims struct {
 	// CnfJkt and CnfX5t report a DPoP or certificate binding (RFC 9449,
 	// RFC 8705).
 	CnfJkt, CnfX5t bool
+	// Nonce reports a nonce claim (null counts as absent).
+	Nonce bool
+	// LogoutEvent reports an events claim (RFC 8417) holding the member
+	// [logoutEvent]; LogoutEventBad that this member's value is not an
+	// object, as OpenID Connect Back-Channel Logout 1.0 section 2.4
+	// requires.
+	LogoutEvent, LogoutEventBad bool
 	// members counts the payload's top-level members, read or skipped.
 	members int
 }
@@ -122,6 +129,15 @@ func decodeClaims(payload string) (claims, error) {
 		case "entitlements":
 			bit = 1 << 22
 			c.Entitlements, err = s.Strings()
+		case "nonce":
+			bit = 1 << 23
+			c.Nonce = !s.Null()
+			if c.Nonce {
+				err = s.Skip()
+			}
+		case "events":
+			bit = 1 << 24
+			err = events(s, &c)
 		default:
 			return s.Skip()
 		}
@@ -189,6 +205,30 @@ func cnf(s *jose.Scanner, c *claims) error {
 		case "x5t#S256":
 			c.CnfX5t = true
 		}
+		return s.Skip()
+	})
+}
+
+// logoutEvent is the member of the events claim that makes a token a
+// logout token (OpenID Connect Back-Channel Logout 1.0 section 2.4).
+const logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// events reads the events claim of a Security Event Token (RFC 8417),
+// looking for [logoutEvent]. An events claim that is not an object (early
+// drafts of Back-Channel Logout made it an array) holds no logout event.
+func events(s *jose.Scanner, c *claims) error {
+	if s.Peek() != '{' {
+		return s.Skip()
+	}
+	return s.Object(func(key string) error {
+		if key != logoutEvent {
+			return s.Skip()
+		}
+		if c.LogoutEvent {
+			return errors.New("duplicate event " + quote(key))
+		}
+		c.LogoutEvent = true
+		c.LogoutEventBad = s.Peek() != '{'
 		return s.Skip()
 	})
 }

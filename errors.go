@@ -40,13 +40,17 @@ var (
 	// ErrWrongIssuer: iss differs from [Config.Issuer] (exact match).
 	ErrWrongIssuer error = &kind{"wrong issuer"}
 	// ErrWrongAudience: aud holds none of [Config.Audiences], or azp is
-	// not one of [Config.AuthorizedParties].
+	// not one of [Config.AuthorizedParties]; for a logout token, aud does
+	// not hold the audience given to [Verifier.VerifyLogoutToken].
 	ErrWrongAudience error = &kind{"wrong audience"}
 	// ErrWrongTokenType: not an access token (an ID, refresh, offline or
 	// logout token, or no type at all), or a DPoP- or certificate-bound
-	// token presented as a bearer token (RFC 9449, RFC 8705).
+	// token presented as a bearer token (RFC 9449, RFC 8705). From
+	// [Verifier.VerifyLogoutToken]: not a logout token (no back-channel
+	// logout event, a nonce, another typ).
 	ErrWrongTokenType error = &kind{"wrong token type"}
-	// ErrInvalidClaims: no exp, or a [Validator] refused the claims.
+	// ErrInvalidClaims: no exp, or a [Validator] refused the claims; for
+	// a logout token, no iat, no jti, or neither sid nor sub.
 	ErrInvalidClaims error = &kind{"invalid claims"}
 	// ErrRevoked: the token passed every other check, but
 	// [Config.Revocations] reports it revoked (a logged-out session, a

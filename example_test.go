@@ -153,3 +153,46 @@ func ExampleVerifier_Explain() {
 	// audience false
 	// true
 }
+
+// A logout token names the session that ended. It is checked with the
+// verifier's keys, issuer and algorithms, against the client it was sent
+// to; it never passes Verify, nor an access token VerifyLogoutToken.
+func ExampleVerifier_VerifyLogoutToken() {
+	idp, err := keycloaktest.NewServer(keycloaktest.Config{
+		Clients: []keycloaktest.Client{{ID: "app", Audiences: []string{"orders-api"}}},
+		Users:   []keycloaktest.User{{Username: "alice"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer idp.Close()
+	keys, err := jwks.NewSource(jwks.Config{Issuer: idp.Issuer()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer keys.Close()
+	if err := keys.Refresh(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	v, err := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: keys})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// What Keycloak posts to app's back-channel logout URL.
+	raw, err := idp.MintLogoutToken(keycloaktest.Token{Client: "app", User: "alice", SessionID: "s-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	lt, err := v.VerifyLogoutToken(context.Background(), raw, "app")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(lt.SessionID, lt.ExpiresAt.Sub(lt.IssuedAt))
+
+	_, err = v.Verify(context.Background(), raw)
+	fmt.Println(errors.Is(err, keygate.ErrWrongTokenType))
+	// Output:
+	// s-1 2m0s
+	// true
+}

@@ -2,7 +2,9 @@
 // by any OpenID Connect provider, locally: the signature against the
 // provider's published keys, then iss, aud, exp, nbf, iat and the token
 // type, with no call to the provider per request. A verified token becomes
-// a [Principal] with Keycloak's roles and scopes.
+// a [Principal] with Keycloak's roles and scopes. The same Verifier checks
+// the logout tokens a provider posts when a session ends
+// ([Verifier.VerifyLogoutToken]; package backchannel receives them).
 //
 // Keys come from package [github.com/keygate/keygate/jwks]; rules that
 // decide what a principal may do live in package authz, and the net/http
@@ -161,7 +163,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Verifier checks access tokens. It is safe for concurrent use.
+// Verifier checks access tokens ([Verifier.Verify]), and the logout tokens
+// of OpenID Connect Back-Channel Logout ([Verifier.VerifyLogoutToken])
+// with the same keys and checks. It is safe for concurrent use.
 type Verifier struct {
 	cfg   Config
 	algs  map[string]bool // nil: every supported algorithm
@@ -296,11 +300,8 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 	if x != nil {
 		x.at("size")
 	}
-	if raw == "" {
-		return nil, fail(ErrMalformed, "empty token", nil)
-	}
-	if len(raw) > v.cfg.MaxTokenSize {
-		return nil, fail(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the limit of %d", len(raw), v.cfg.MaxTokenSize), nil)
+	if e := v.checkSize(raw); e != nil {
+		return nil, e
 	}
 	now := v.cfg.Now()
 	if x != nil {
@@ -315,41 +316,30 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		}
 	}
 
-	jws, err := jose.Split(raw)
-	if err != nil {
-		return nil, fail(ErrMalformed, "", err)
+	var t token
+	if e := t.decode(raw); e != nil {
+		return nil, e
 	}
-	h, err := jose.ParseHeader(jws.Header)
-	if err != nil {
-		return nil, fail(ErrMalformed, "bad header", err)
-	}
-	if h.Crit {
-		return nil, fail(ErrMalformed, "header has critical extensions (crit) keygate does not understand", nil)
-	}
-	payload := string(jws.Payload)
-	c, err := decodeClaims(payload)
-	if err != nil {
-		return nil, fail(ErrMalformed, "bad claims", err)
-	}
+	h, c := &t.h, &t.c
 	if x != nil {
 		x.ok("three base64url parts; header alg %s, kid %s; claims decoded", quote(h.Alg), quote(h.Kid))
 		x.at("type")
 	}
-	if e := v.checkType(&h, &c); e != nil {
+	if e := v.checkType(h, c); e != nil {
 		return nil, e
 	}
 	if x != nil {
 		x.ok("header typ %s, claim typ %s", quote(h.Typ), quote(c.Typ))
 		x.at("algorithm")
 	}
-	if !jose.Supported(h.Alg) || (v.algs != nil && !v.algs[h.Alg]) {
-		return nil, fail(ErrUnsupportedAlgorithm, "alg "+quote(h.Alg)+" is not accepted", nil)
+	if e := v.checkAlgorithm(h); e != nil {
+		return nil, e
 	}
 	if x != nil {
 		x.ok("%s is accepted", h.Alg)
 		x.at("lifetime")
 	}
-	exp, e := v.checkTimes(&c, now)
+	exp, e := v.checkTimes(c, now)
 	if e != nil {
 		return nil, e
 	}
@@ -357,14 +347,14 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		x.ok("expires %s, leeway %v", exp.UTC().Format(time.RFC3339), v.cfg.Leeway)
 		x.at("issuer")
 	}
-	if e := v.checkIssuer(&c); e != nil {
+	if e := v.checkIssuer(c); e != nil {
 		return nil, e
 	}
 	if x != nil {
 		x.ok("%s", quote(c.Iss))
 		x.at("audience")
 	}
-	if e := v.checkAudience(&c); e != nil {
+	if e := v.checkAudience(c); e != nil {
 		return nil, e
 	}
 	if x != nil {
@@ -375,33 +365,22 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		}
 		x.at("key")
 	}
-
-	key, err := v.cfg.Keys.Key(ctx, h.Kid)
-	if err != nil {
-		return nil, keyError(err)
-	}
-	if key == nil || key.Public == nil {
-		// A KeySet that breaks its contract cannot vouch for the token.
-		return nil, fail(ErrKeysUnavailable, "the key set returned no key for kid "+quote(h.Kid), nil)
-	}
-	if key.Algorithm != "" && key.Algorithm != h.Alg {
-		return nil, fail(ErrUnsupportedAlgorithm, "token alg "+quote(h.Alg)+" differs from its key's alg "+quote(key.Algorithm), nil)
-	}
-	if !jose.KeyFits(h.Alg, key.Public) {
-		return nil, fail(ErrUnsupportedAlgorithm, "token alg "+quote(h.Alg)+" does not fit its "+key.Type+" key", nil)
+	key, e := v.key(ctx, h)
+	if e != nil {
+		return nil, e
 	}
 	if x != nil {
 		x.ok("kid %s: a %s key that fits %s", quote(h.Kid), key.Type, h.Alg)
 		x.at("signature")
 	}
-	if err := jose.VerifyPrepared(h.Alg, key, key.Public, jws.SigningInput, jws.Signature); err != nil {
-		return nil, fail(ErrBadSignature, "", err)
+	if e := checkSignature(h, key, &t.jws); e != nil {
+		return nil, e
 	}
 	if x != nil {
 		x.ok("verifies under the key")
 	}
 
-	p := c.principal(payload, v.auth)
+	p := c.principal(t.payload, v.auth)
 	if x != nil && len(v.cfg.Validators) > 0 {
 		x.at("validators")
 	}
@@ -436,6 +415,87 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 	return p, nil
 }
 
+// The steps below are shared by Verify and VerifyLogoutToken: each check
+// has one implementation, whatever the kind of token.
+
+// checkSize refuses an empty token or one over [Config.MaxTokenSize],
+// before anything is decoded.
+func (v *Verifier) checkSize(raw string) *Error {
+	if raw == "" {
+		return fail(ErrMalformed, "empty token", nil)
+	}
+	if len(raw) > v.cfg.MaxTokenSize {
+		return fail(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the limit of %d", len(raw), v.cfg.MaxTokenSize), nil)
+	}
+	return nil
+}
+
+// token is a compact JWS taken apart: its decoded parts, its header and
+// its claims. Nothing in it is verified until the signature is.
+type token struct {
+	jws     jose.Compact
+	h       jose.Header
+	c       claims
+	payload string
+}
+
+// decode splits raw and decodes its header and claims. A header with crit
+// is refused: keygate understands no extension.
+func (t *token) decode(raw string) *Error {
+	var err error
+	if t.jws, err = jose.Split(raw); err != nil {
+		return fail(ErrMalformed, "", err)
+	}
+	if t.h, err = jose.ParseHeader(t.jws.Header); err != nil {
+		return fail(ErrMalformed, "bad header", err)
+	}
+	if t.h.Crit {
+		return fail(ErrMalformed, "header has critical extensions (crit) keygate does not understand", nil)
+	}
+	t.payload = string(t.jws.Payload)
+	if t.c, err = decodeClaims(t.payload); err != nil {
+		return fail(ErrMalformed, "bad claims", err)
+	}
+	return nil
+}
+
+// checkAlgorithm refuses an alg keygate does not support (none and HMAC
+// among them) or that [Config.Algorithms] leaves out.
+func (v *Verifier) checkAlgorithm(h *jose.Header) *Error {
+	if !jose.Supported(h.Alg) || (v.algs != nil && !v.algs[h.Alg]) {
+		return fail(ErrUnsupportedAlgorithm, "alg "+quote(h.Alg)+" is not accepted", nil)
+	}
+	return nil
+}
+
+// key returns the key for h's kid from [Config.Keys], refusing one whose
+// alg or type does not fit h's alg.
+func (v *Verifier) key(ctx context.Context, h *jose.Header) (*jwks.Key, *Error) {
+	key, err := v.cfg.Keys.Key(ctx, h.Kid)
+	if err != nil {
+		return nil, keyError(err)
+	}
+	if key == nil || key.Public == nil {
+		// A KeySet that breaks its contract cannot vouch for the token.
+		return nil, fail(ErrKeysUnavailable, "the key set returned no key for kid "+quote(h.Kid), nil)
+	}
+	if key.Algorithm != "" && key.Algorithm != h.Alg {
+		return nil, fail(ErrUnsupportedAlgorithm, "token alg "+quote(h.Alg)+" differs from its key's alg "+quote(key.Algorithm), nil)
+	}
+	if !jose.KeyFits(h.Alg, key.Public) {
+		return nil, fail(ErrUnsupportedAlgorithm, "token alg "+quote(h.Alg)+" does not fit its "+key.Type+" key", nil)
+	}
+	return key, nil
+}
+
+// checkSignature verifies jws's signature under key.
+func checkSignature(h *jose.Header, key *jwks.Key, jws *jose.Compact) *Error {
+	if err := jose.VerifyPrepared(h.Alg, key, key.Public, jws.SigningInput, jws.Signature); err != nil {
+		return fail(ErrBadSignature, "", err)
+	}
+	return nil
+}
+
 // CacheStats reports the verified-token cache's counters; all zero when
 // the cache is off.
 func (v *Verifier) CacheStats() CacheStats {
@@ -447,8 +507,13 @@ func (v *Verifier) CacheStats() CacheStats {
 
 // checkType accepts Keycloak access tokens (typ claim "Bearer") and RFC
 // 9068 access tokens (header typ "at+jwt"), and refuses every other token
-// Keycloak issues: ID, refresh, offline and logout tokens.
+// Keycloak issues: ID, refresh, offline and logout tokens. A logout token
+// is refused by its events claim too, so that one without any typ cannot
+// pass with [Config.AllowUntypedTokens].
 func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
+	if c.LogoutEvent {
+		return fail(ErrWrongTokenType, "a logout token is not an access token", nil)
+	}
 	switch ht := strings.ToLower(h.Typ); ht {
 	case "", "jwt":
 	case "at+jwt", "application/at+jwt":

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,8 +59,12 @@ type differential struct {
 // than keygate's (token type).
 //
 // The intended differences come from what local validation cannot know,
-// or allows on purpose: a logged-out session, a key disabled less than
-// one refresh interval ago, and the clock-skew leeway on exp.
+// or allows on purpose: a logged-out session (without revocation), a key
+// disabled less than one refresh interval ago, and the clock-skew leeway
+// on exp. With revocation on, a logged-out session is an agreement: the
+// corpus has one whose logout Keycloak announced by back-channel logout to
+// a receiver of the test, which recorded its sid in the verifier's
+// Config.Revocations.
 func testDifferential(t *testing.T, s *suite) {
 	src := newSource(t, jwks.Config{RefreshInterval: refreshInterval})
 	// strict has no leeway, like Keycloak's exp check, and no token cache.
@@ -80,6 +85,18 @@ func testDifferential(t *testing.T, s *suite) {
 	// verifies locally.
 	revoked := mustPassword(t, "bob")
 	logout(t, revoked.RefreshToken)
+
+	// A third login of bob, through keygate-bcl, logged out at the
+	// end-session endpoint: Keycloak POSTs a logout token to keygate-bcl's
+	// back-channel logout URL before it answers, and revoking records its
+	// sid.
+	sessions := &sessionRevocations{}
+	revoking := newVerifier(t, src, func(c *keygate.Config) { c.Leeway, c.CacheSize, c.Revocations = -1, -1, sessions })
+	rcv := newLogoutReceiver(t)
+	adminAPI.setBackchannelLogout(t, rcv.url("/backchannel-logout"), true)
+	announced := bclPassword(t, "bob")
+	oidcLogout(t, announced.RefreshToken)
+	sessions.receive(t, rcv)
 
 	corpus := []differential{
 		{name: "client_credentials RS256 (orders-worker)", tok: wk},
@@ -106,10 +123,15 @@ func testDifferential(t *testing.T, s *suite) {
 			note: "Keycloak refuses it because orders-api is not in its aud (the issuer), keygate because typ is Refresh"},
 		{name: "other realm (other-client)", tok: mustOther(t), want: keygate.ErrWrongIssuer},
 		{name: "no orders-api audience (no-aud-client)", tok: mustClient(t, noAud).AccessToken, want: keygate.ErrWrongAudience},
-		{name: "session logged out (bob)", tok: revoked.AccessToken,
-			differs: "local validation cannot see a revoked session: keygate accepts the token until its exp " +
-				"(300 s here), introspection looks the session up and says active=false. Keep access token " +
-				"lifespans short, or introspect where revocation must take effect at once."},
+		{name: "session logged out (bob), no revocation", tok: revoked.AccessToken,
+			differs: "without Config.Revocations, local validation cannot see a revoked session: keygate accepts " +
+				"the token until its exp (300 s here), introspection looks the session up and says active=false. " +
+				"Turn revocation on (back-channel logout, next entry), keep access token lifespans short, or " +
+				"introspect where revocation must take effect at once."},
+		{name: "session logged out (bob), revocation by back-channel logout", tok: announced.AccessToken,
+			v: revoking, want: keygate.ErrRevoked,
+			note: "Keycloak announced the logout to keygate-bcl's back-channel logout URL; the sid of the logout " +
+				"token is in the verifier's Config.Revocations"},
 		{name: "not a JWT", tok: "not-a-jwt", want: keygate.ErrMalformed},
 	}
 	if s.disabledKeyToken != "" {
@@ -188,6 +210,47 @@ func logout(t *testing.T, refreshToken string) {
 	}
 	if status != http.StatusNoContent {
 		t.Fatalf("logout: HTTP %d: %.300s", status, body)
+	}
+}
+
+// sessionRevocations is a keygate.Revocations of the sids of the logout
+// tokens Keycloak sent. It stands in for what keygate's own receiver
+// (package backchannel, Verifier.VerifyLogoutToken) and revocation store
+// (revoke.List) do; once they exist, the differential test mounts those
+// on the receiver's listener instead.
+type sessionRevocations struct {
+	mu   sync.Mutex
+	sids map[string]bool
+}
+
+func (s *sessionRevocations) Revoked(p *keygate.Principal) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.SessionID != "" && s.sids[p.SessionID]
+}
+
+// receive records the sid of every logout token rcv got, after checking
+// its signature against the realm's keys and that it is meant for
+// keygate-bcl; it fails t when rcv got none.
+func (s *sessionRevocations) receive(t testing.TB, rcv *logoutReceiver) {
+	t.Helper()
+	posts := rcv.take()
+	if len(posts) == 0 {
+		t.Fatal("Keycloak sent no back-channel logout")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sids == nil {
+		s.sids = map[string]bool{}
+	}
+	for _, p := range posts {
+		raw := p.Form.Get("logout_token")
+		checkRS256(t, raw)
+		lt := decodeLogoutToken(t, raw)
+		if lt.Header["typ"] != "logout+jwt" || lt.str("aud") != bcl.id || lt.str("iss") != kc.Issuer || lt.str("sid") == "" {
+			t.Fatalf("logout token %s: header %v, claims %v", short(raw), lt.Header, lt.Claims)
+		}
+		s.sids[lt.str("sid")] = true
 	}
 }
 

@@ -22,9 +22,10 @@
 //
 // Beyond serving, a Server lets a test mint arbitrary tokens
 // ([Server.MintToken]), including unsigned and algorithm-confusion tokens,
-// rotate keys ([Server.AddKey], [Server.RemoveKey], [Server.SetActiveKey]),
-// inject faults per endpoint ([Server.SetFault]) and count requests
-// ([Server.Requests]).
+// mint the logout tokens Keycloak posts to back-channel logout URLs
+// ([Server.MintLogoutToken]), rotate keys ([Server.AddKey],
+// [Server.RemoveKey], [Server.SetActiveKey]), inject faults per endpoint
+// ([Server.SetFault]) and count requests ([Server.Requests]).
 //
 // A handler test needs the issuer, a key source and verifier against it,
 // and a request with a minted token (TestDocHandlerTest in

@@ -172,3 +172,36 @@ func Example_handlerTest() {
 	// 200
 	// 401
 }
+
+func ExampleServer_MintLogoutToken() {
+	srv, err := keycloaktest.NewServer(keycloaktest.Config{
+		Clients: []keycloaktest.Client{{ID: "web"}},
+		Users:   []keycloaktest.User{{Username: "alice"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	// The logout token Keycloak posts to web's back-channel logout URL
+	// when alice's session s-1 ends.
+	tok, err := srv.MintLogoutToken(keycloaktest.Token{Client: "web", User: "alice", SessionID: "s-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var h struct{ Typ string }
+	var c struct {
+		Aud, Sid, Typ string
+		Iat, Exp      int64
+		Events        map[string]any
+	}
+	json.Unmarshal(header, &h)
+	json.Unmarshal(payload, &c)
+	_, event := c.Events[keycloaktest.LogoutEvent]
+	fmt.Println(h.Typ, c.Typ, c.Aud, c.Sid, c.Exp-c.Iat, event)
+	// Output:
+	// logout+jwt Logout web s-1 120 true
+}

@@ -32,8 +32,16 @@ type Token struct {
 	// the client's service account, whether or not the client has one.
 	User string
 
+	// SessionID is the sid claim of a token for User. Zero means a new
+	// random session, as each login makes; give the same SessionID to an
+	// access token and a logout token to log that session out. With no
+	// User it sets a sid on the service account's token, which Keycloak
+	// 26 does not issue.
+	SessionID string
+
 	// Scope is the requested scope parameter, such as "openid address".
-	// The default scopes "profile email" are always granted.
+	// The default scopes "profile email" are always granted. Logout
+	// tokens ignore it.
 	Scope string
 
 	// Claims are merged over the default payload. A nil value deletes the
@@ -71,6 +79,47 @@ type Token struct {
 // MintToken returns a token described by t without going through the token
 // endpoint. It is safe to call concurrently with serving.
 func (s *Server) MintToken(t Token) (string, error) {
+	return s.mint(t, false)
+}
+
+// LogoutEvent is the member of a logout token's events claim that makes
+// it a logout token (OpenID Connect Back-Channel Logout 1.0 section 2.4).
+const LogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// LogoutTokenLifespan is exp - iat of the logout tokens Keycloak 26 sends.
+const LogoutTokenLifespan = 120 * time.Second
+
+// MintLogoutToken returns the logout token Keycloak 26.7.3 posts to a
+// client's back-channel logout URL (OpenID Connect Back-Channel Logout
+// 1.0) when t's session ends, as measured: header
+// {"alg", "typ": "logout+jwt", "kid"}, claims iss, aud (the client ID, as
+// a string), sub, sid, events {[LogoutEvent]: {}}, iat, exp = iat +
+// [LogoutTokenLifespan], a UUID jti and typ "Logout". It is signed with the
+// active key for the client's algorithm, which Keycloak takes from the
+// client's ID token signature algorithm.
+//
+// t.Client is the client notified (aud), t.User whose session ended (sub)
+// and t.SessionID the session (sid; zero means a new random one).
+// Claims {"sid": nil} gives the token Keycloak sends when the client's
+// "Backchannel logout session required" is off. Claims, Header, KeyID,
+// Algorithm and Secret forge tokens as for [Server.MintToken].
+func (s *Server) MintLogoutToken(t Token) (string, error) {
+	return s.mint(t, true)
+}
+
+// MustMintLogout is like [Server.MintLogoutToken] but stops the test with
+// tb.Fatal on error.
+func (s *Server) MustMintLogout(tb TB, t Token) string {
+	tb.Helper()
+	tok, err := s.MintLogoutToken(t)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
+// mint is MintToken, or MintLogoutToken when logout is set.
+func (s *Server) mint(t Token, logout bool) (string, error) {
 	c := s.defcli
 	if t.Client != "" {
 		var ok bool
@@ -89,6 +138,9 @@ func (s *Server) MintToken(t Token) (string, error) {
 		}
 		g.user = u
 		g.sid = newUUID()
+	}
+	if t.SessionID != "" {
+		g.sid = t.SessionID
 	}
 	var err error
 	if g.scopes, err = parseScope(t.Scope); err != nil {
@@ -127,11 +179,16 @@ func (s *Server) MintToken(t Token) (string, error) {
 	s.mu.Unlock()
 
 	header := map[string]any{"alg": alg, "typ": "JWT", "kid": k.kid}
+	claims := s.accessClaims
+	if logout {
+		header["typ"] = "logout+jwt"
+		claims = s.logoutClaims
+	}
 	mergeInto(header, t.Header)
-	claims := s.accessClaims(g)
-	mergeInto(claims, t.Claims)
+	payload := claims(g)
+	mergeInto(payload, t.Claims)
 
-	input, err := signingInput(header, claims)
+	input, err := signingInput(header, payload)
 	if err != nil {
 		return "", err
 	}
@@ -315,6 +372,26 @@ func (s *Server) accessClaims(g grant) map[string]any {
 	} else if len(g.user.Groups) > 0 {
 		c["groups"] = slices.Clone(g.user.Groups)
 	}
+	return c
+}
+
+// logoutClaims returns the payload of the logout token Keycloak sends to
+// g's client when g's session ends.
+func (s *Server) logoutClaims(g grant) map[string]any {
+	c := map[string]any{
+		"iat":    g.now.Unix(),
+		"exp":    g.now.Add(LogoutTokenLifespan).Unix(),
+		"jti":    newUUID(),
+		"iss":    s.Issuer(),
+		"aud":    g.client.ID,
+		"sub":    s.Subject(g.username()),
+		"typ":    "Logout",
+		"events": map[string]any{LogoutEvent: map[string]any{}},
+	}
+	if g.sid == "" {
+		g.sid = newUUID()
+	}
+	c["sid"] = g.sid
 	return c
 }
 

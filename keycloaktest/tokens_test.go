@@ -720,3 +720,77 @@ func TestSubjectStable(t *testing.T) {
 		t.Errorf("Subject: %s %s %s", a.Subject("Bob"), a.Subject("bob"), a.Subject("alice"))
 	}
 }
+
+func TestMintLogoutToken(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	cfg := testConfig()
+	cfg.Now = func() time.Time { return now }
+	s := keycloaktest.New(t, cfg)
+	keys := fetchJWKS(t, s)
+
+	t.Run("as Keycloak sends it", func(t *testing.T) {
+		sid := "5f0c3e5e-7d0a-4c1e-9a3b-1f2e3d4c5b6a"
+		tok := s.MustMintLogout(t, keycloaktest.Token{Client: "web", User: "alice", SessionID: sid})
+		if err := verifyJWT(tok, keys); err != nil {
+			t.Fatal(err)
+		}
+		h, c := decodeJWT(t, tok)
+		if len(h) != 3 || h["alg"] != "RS256" || h["typ"] != "logout+jwt" || h["kid"] != s.ActiveKeyID("RS256") {
+			t.Errorf("header = %v", h)
+		}
+		want := map[string]any{
+			"iss": s.Issuer(), "aud": "web", "sub": s.Subject("alice"), "sid": sid, "typ": "Logout",
+			"iat": float64(now.Unix()), "exp": float64(now.Add(keycloaktest.LogoutTokenLifespan).Unix()),
+		}
+		for k, v := range want {
+			if c[k] != v {
+				t.Errorf("claim %s = %v; want %v", k, c[k], v)
+			}
+		}
+		ev, _ := c["events"].(map[string]any)
+		if len(ev) != 1 || ev[keycloaktest.LogoutEvent] == nil {
+			t.Errorf("events = %v; want {%q: {}}", c["events"], keycloaktest.LogoutEvent)
+		}
+		if jti, _ := c["jti"].(string); !uuidRE.MatchString(jti) {
+			t.Errorf("jti = %v; want a UUID", c["jti"])
+		}
+		if len(c) != len(want)+2 {
+			t.Errorf("claims = %v; want exactly %d", c, len(want)+2)
+		}
+	})
+
+	t.Run("session of an access token", func(t *testing.T) {
+		_, at := decodeJWT(t, s.MustMint(t, keycloaktest.Token{Client: "web", User: "alice", SessionID: "s-1"}))
+		_, lt := decodeJWT(t, s.MustMintLogout(t, keycloaktest.Token{Client: "web", User: "alice", SessionID: "s-1"}))
+		if at["sid"] != "s-1" || lt["sid"] != "s-1" || at["sub"] != lt["sub"] {
+			t.Errorf("access sid %v sub %v, logout sid %v sub %v; want the same", at["sid"], at["sub"], lt["sid"], lt["sub"])
+		}
+	})
+
+	t.Run("new session and no sid", func(t *testing.T) {
+		_, c := decodeJWT(t, s.MustMintLogout(t, keycloaktest.Token{User: "alice"}))
+		if sid, _ := c["sid"].(string); !uuidRE.MatchString(sid) || c["aud"] != "svc" {
+			t.Errorf("sid = %v, aud = %v; want a new UUID and the first client", c["sid"], c["aud"])
+		}
+		_, c = decodeJWT(t, s.MustMintLogout(t, keycloaktest.Token{User: "alice", Claims: map[string]any{"sid": nil}}))
+		if _, ok := c["sid"]; ok {
+			t.Errorf("sid = %v; want none", c["sid"])
+		}
+	})
+
+	t.Run("client algorithm", func(t *testing.T) {
+		tok := s.MustMintLogout(t, keycloaktest.Token{Client: "es"})
+		if h, _ := decodeJWT(t, tok); h["alg"] != "ES256" {
+			t.Errorf("alg = %v; want the client's ES256", h["alg"])
+		}
+		if err := verifyJWT(tok, keys); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("unknown user", func(t *testing.T) {
+		if _, err := s.MintLogoutToken(keycloaktest.Token{User: "nobody"}); err == nil {
+			t.Error("no error for an unknown user")
+		}
+	})
+}
