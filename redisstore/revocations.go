@@ -24,8 +24,8 @@ import (
 // reached: the call took effect on this instance only. Revoke keeps the
 // revocation and sends it to Redis again after the next reconnect;
 // FirstUse's answer is this instance's. Callers should log it and go on:
-// check with errors.Is.
-var ErrNotReplicated = errors.New("redisstore: applied on this instance only, not sent to the cluster")
+// check with errors.Is. It matches [revoke.ErrNotShared] too.
+var ErrNotReplicated = fmt.Errorf("redisstore: applied on this instance only, not sent to the cluster: %w", revoke.ErrNotShared)
 
 // Defaults of [RevocationsOptions].
 const (

@@ -122,7 +122,7 @@ func TestRevocationsRedisDown(t *testing.T) {
 
 	srv.Kill()
 	err := a.Revoke(ctx, revoke.Revocation{Kind: revoke.Session, Value: "during-outage"})
-	if !errors.Is(err, redisstore.ErrNotReplicated) {
+	if !errors.Is(err, redisstore.ErrNotReplicated) || !errors.Is(err, revoke.ErrNotShared) {
 		t.Fatalf("Revoke() with Redis down = %v; want ErrNotReplicated", err)
 	}
 	if !a.Revoked(p) {

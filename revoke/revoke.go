@@ -8,6 +8,7 @@ package revoke
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -63,3 +64,9 @@ type Store interface {
 	// another instance is refused too.
 	FirstUse(ctx context.Context, jti string, until time.Time) (bool, error)
 }
+
+// ErrNotShared is matched (errors.Is) by the error of a [Revoker] that
+// recorded a revocation on this instance but could not share it with the
+// cluster: the other instances may keep accepting the tokens it matches
+// until the store is reachable again.
+var ErrNotShared = errors.New("revoke: recorded locally, not shared with the cluster")
