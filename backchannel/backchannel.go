@@ -226,7 +226,10 @@ func (h *Handler) revocation(lt *keygate.LogoutToken) revoke.Revocation {
 	if lt.IssuedAt.After(base) {
 		base = lt.IssuedAt
 	}
-	return revoke.Revocation{Kind: revoke.Subject, Value: lt.Subject, IssuedBefore: lt.IssuedAt,
+	// iat is in whole seconds: a token issued in the logout's own second
+	// may predate it, so that second counts as before (fail closed; a
+	// login in that same second after the logout is refused too).
+	return revoke.Revocation{Kind: revoke.Subject, Value: lt.Subject, IssuedBefore: lt.IssuedAt.Add(time.Second),
 		At: now, Expires: base.Add(h.cfg.TTL), Source: Source}
 }
 

@@ -233,7 +233,7 @@ func TestHandler(t *testing.T) {
 		{"sid", postForm(form(e.logout(t, keycloaktest.Token{SessionID: "s-1"}))), 200, "",
 			&revoke.Revocation{Kind: revoke.Session, Value: "s-1", At: now, Expires: now.Add(ttl), Source: backchannel.Source}},
 		{"sub only", postForm(form(e.logout(t, keycloaktest.Token{User: "bob", Claims: map[string]any{"sid": nil, "iat": now.Add(-10 * time.Second)}}))), 200, "",
-			&revoke.Revocation{Kind: revoke.Subject, Value: e.idp.Subject("bob"), IssuedBefore: now.Add(-10 * time.Second), At: now, Expires: now.Add(ttl), Source: backchannel.Source}},
+			&revoke.Revocation{Kind: revoke.Subject, Value: e.idp.Subject("bob"), IssuedBefore: now.Add(-9 * time.Second), At: now, Expires: now.Add(ttl), Source: backchannel.Source}},
 		{"content type with charset", request{http.MethodPost, "application/x-www-form-urlencoded; charset=UTF-8",
 			form(e.logout(t, keycloaktest.Token{SessionID: "s-2"})), false}, 200, "",
 			&revoke.Revocation{Kind: revoke.Session, Value: "s-2", At: now, Expires: now.Add(ttl), Source: backchannel.Source}},

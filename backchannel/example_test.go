@@ -40,10 +40,10 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// One store records the logouts and answers the verifier. A program
-	// uses package revoke's in-memory store, or a Redis-backed one to
-	// share logouts across instances; this example a minimal one.
-	var store revoke.Store = &fakeStore{}
+	// One store records the logouts and answers the verifier: here the
+	// in-memory revoke.List; redisstore.Revocations shares them across
+	// instances.
+	store := &revoke.List{TTL: time.Hour}
 	v, err := keygate.NewVerifier(keygate.Config{
 		Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: keys, Revocations: store,
 	})

@@ -1,0 +1,148 @@
+package revoke_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/keycloaktest"
+	"github.com/keygate/keygate/revoke"
+)
+
+// filled returns a List holding n revocations, a third of each kind,
+// with UUID-sized values, merged into the base layer unless delta.
+func filled(b *testing.B, n int, delta bool) *revoke.List {
+	b.Helper()
+	l := &revoke.List{}
+	kinds := [...]revoke.Kind{revoke.Session, revoke.Subject, revoke.Token}
+	for i := range n {
+		r := revoke.Revocation{Kind: kinds[i%3], Value: fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)}
+		if err := l.Revoke(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l.Sweep()
+	if delta {
+		// A few recent revocations of each kind in the delta layer.
+		for i := range 30 {
+			r := revoke.Revocation{Kind: kinds[i%3], Value: fmt.Sprintf("recent-%d", i)}
+			if err := l.Revoke(context.Background(), r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return l
+}
+
+// BenchmarkRevoked measures the per-request check: Keycloak-shaped
+// principals (sid, sub, jti, iat all set) against an empty List and one
+// holding 10,000 revocations, missing (the common case) and hitting.
+func BenchmarkRevoked(b *testing.B) {
+	miss := &keygate.Principal{
+		SessionID: "5b1d2c7e-8f0a-4c1b-9d3e-2a4f6b8c0d1e", Subject: "9f8e7d6c-5b4a-4321-8fed-cba987654321",
+		JWTID: "onrtac:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", IssuedAt: time.Now(),
+	}
+	hitSID := *miss
+	hitSID.SessionID = fmt.Sprintf("%08x-0000-4000-8000-%012x", 3000, 3000)
+	hitSub := *miss
+	hitSub.Subject = fmt.Sprintf("%08x-0000-4000-8000-%012x", 3001, 3001)
+	hitSub.IssuedAt = time.Now().Add(-time.Minute)
+	cases := []struct {
+		name  string
+		n     int
+		delta bool
+		p     *keygate.Principal
+	}{
+		{"empty", 0, false, miss},
+		{"10k/miss", 10000, false, miss},
+		{"10k+delta/miss", 10000, true, miss},
+		{"10k/hit-sid", 10000, false, &hitSID},
+		{"10k/hit-sub", 10000, false, &hitSub},
+		{"100k+delta/miss", 100000, true, miss},
+	}
+	for _, c := range cases {
+		l := filled(b, c.n, c.delta)
+		want := c.p != miss
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if l.Revoked(c.p) != want {
+					b.Fatal("wrong answer")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRevoke measures recording a new session revocation in a List
+// that already holds n, as in a logout storm: the merges of the delta
+// layer into the base are included, amortised.
+func BenchmarkRevoke(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			l := filled(b, n, false)
+			ctx := context.Background()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := l.Revoke(ctx, revoke.Revocation{Kind: revoke.Session, Value: fmt.Sprintf("storm-%012d", i)}); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyCached measures Verify of a cached token with no
+// Revocations, with an empty List and with a List of 10,000: the cost
+// revocation adds to the cached path.
+func BenchmarkVerifyCached(b *testing.B) {
+	idp, err := keycloaktest.NewServer(keycloaktest.Config{Realm: "bench", Clients: []keycloaktest.Client{
+		{ID: "worker", Secret: "s", ServiceAccount: true, Audiences: []string{"orders-api"}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(idp.Close)
+	src, err := jwks.NewSource(jwks.Config{URL: idp.JWKSURL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { src.Close() })
+	ctx := context.Background()
+	if err := src.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	tok := idp.MustMint(b, keycloaktest.Token{Claims: map[string]any{
+		"sid": "5b1d2c7e-8f0a-4c1b-9d3e-2a4f6b8c0d1e", "jti": "onrtac:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+	}})
+	for _, c := range []struct {
+		name string
+		rev  keygate.Revocations
+	}{
+		{"none", nil},
+		{"empty", &revoke.List{}},
+		{"10k", filled(b, 10000, false)},
+		{"10k+delta", filled(b, 10000, true)},
+	} {
+		v, err := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: src, Revocations: c.rev})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
