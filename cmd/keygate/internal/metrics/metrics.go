@@ -53,6 +53,8 @@ type Metrics struct {
 	// are allowed, and resolving labels costs a hash per call.
 	allowed        prometheus.Counter
 	allowedLatency prometheus.Observer
+	// revocations is nil until WatchRevocations.
+	revocations *revocationMetrics
 }
 
 // New returns Metrics on a fresh registry that also holds the Go runtime

@@ -24,6 +24,9 @@ func (s *Server) newAdminHandler() http.Handler {
 type readiness struct {
 	Ready bool       `json:"ready"`
 	JWKS  keysStatus `json:"jwks"`
+	// Redis is reported in cluster mode; its state never makes the
+	// instance unready: keys and revocations are held locally.
+	Redis *redisStatus `json:"redis,omitempty"`
 }
 
 type keysStatus struct {
@@ -64,5 +67,5 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	if !st.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, readiness{Ready: st.Ready, JWKS: ks})
+	writeJSON(w, status, readiness{Ready: st.Ready, JWKS: ks, Redis: s.pingRedis(r.Context())})
 }

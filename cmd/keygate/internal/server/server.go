@@ -42,7 +42,9 @@ import (
 	"github.com/keygate/keygate/cmd/keygate/internal/config"
 	"github.com/keygate/keygate/cmd/keygate/internal/metrics"
 	"github.com/keygate/keygate/httpauth"
+	"github.com/keygate/keygate/backchannel"
 	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/redisstore"
 	"github.com/keygate/keygate/revoke"
 )
 
@@ -82,8 +84,11 @@ type Server struct {
 	faPath string
 	proxy  *httputil.ReverseProxy // nil without upstream
 
-	// revocations is nil without a revocation block; logout answers
+	// cluster holds the Redis client and revocation store. revocations
+	// is the store as the admin endpoint and the logout receiver use it
+	// (counted), nil without a revocation block; logout answers
 	// back-channel logout requests on logoutPath ("" without it).
+	cluster     clusterParts
 	revocations revoke.Store
 	logout      http.Handler
 	logoutPath  string
@@ -119,13 +124,41 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s.owned = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames())
 
 	var err error
+	if s.cluster, err = newClusterParts(cfg, log, s.metrics); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.cluster.close()
+		}
+	}()
 	s.keys, err = jwks.NewSource(cfg.SourceConfig(opts.KeysClient, log.With("component", "jwks")))
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := keygate.NewVerifier(cfg.VerifierConfig(s.keys, log))
+	vcfg := cfg.VerifierConfig(s.keys, log)
+	if store := s.cluster.store(); store != nil {
+		vcfg.Revocations = store
+		s.revocations = recordingStore{store, s.metrics}
+		var stats func() redisstore.RevocationStats
+		if s.cluster.sharedRevs != nil {
+			stats = s.cluster.sharedRevs.Stats
+		}
+		s.metrics.WatchRevocations(stats)
+	}
+	verifier, err := keygate.NewVerifier(vcfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Revocation != nil && cfg.Revocation.BackchannelLogout != nil {
+		s.logout, err = newLogoutHandler(cfg, backchannel.Config{
+			Verifier: verifier, Store: s.revocations, Logger: log.With("component", "backchannel_logout"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.logoutPath = cfg.Revocation.BackchannelLogout.Path
 	}
 	var policy *authz.Policy
 	if cfg.Access != nil {
@@ -162,6 +195,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	}
 	s.handler = s.newHandler()
 	s.admin = s.newAdminHandler()
+	ok = true
 	return s, nil
 }
 
@@ -281,6 +315,9 @@ func (s *Server) Start() error {
 	}
 	go func() { wg.Wait(); close(s.done) }()
 	s.keys.Start()
+	if err := s.cluster.start(); err != nil {
+		s.log.Error("revocation subscriber not started", "error", err)
+	}
 
 	attrs := []any{"listen", s.ln.Addr().String(), "tls", s.tls != nil, "issuer", s.cfg.Issuer}
 	if s.proxy != nil {
@@ -288,6 +325,12 @@ func (s *Server) Start() error {
 	}
 	if s.faPath != "" {
 		attrs = append(attrs, "forward_auth", s.faPath)
+	}
+	if s.logoutPath != "" {
+		attrs = append(attrs, "backchannel_logout", s.logoutPath)
+	}
+	if s.cfg.Revocation != nil {
+		attrs = append(attrs, "revocation", map[bool]string{true: "cluster", false: "local"}[s.cluster.sharedRevs != nil])
 	}
 	if adminLn != nil {
 		attrs = append(attrs, "admin", adminLn.Addr().String())
@@ -352,6 +395,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv, adminSrv, extSrv := s.srv, s.adminSrv, s.extSrv
 	s.mu.Unlock()
+	defer s.cluster.close() // after the key source: it may share the client
 	defer s.keys.Close()
 	if srv == nil {
 		return nil
