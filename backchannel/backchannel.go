@@ -191,10 +191,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// logout: a replay would only record the same revocation again.
 	first, err := h.cfg.Store.FirstUse(ctx, lt.JWTID, lt.AcceptedUntil)
 	switch {
-	case err != nil:
+	case err != nil && !errors.Is(err, revoke.ErrNotShared):
 		h.log(ctx, slog.LevelWarn, "backchannel: replay check failed; revoking anyway", r,
 			append(attrs, slog.String("error", logValue(err.Error())))...)
 	case !first:
+		// With ErrNotShared, first is this instance's own answer.
 		h.log(ctx, slog.LevelWarn, "backchannel: logout token replayed", r, attrs...)
 		writeError(w, http.StatusBadRequest, invalidRequest, "logout token already received")
 		return
@@ -202,7 +203,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rev := h.revocation(lt)
 	attrs = append(attrs, slog.String("kind", string(rev.Kind)), slog.String("value", logValue(rev.Value)))
-	if err := h.cfg.Store.Revoke(ctx, rev); err != nil {
+	switch err := h.cfg.Store.Revoke(ctx, rev); {
+	case errors.Is(err, revoke.ErrNotShared):
+		// Recorded here, and sent to the cluster once the store is
+		// reachable: a success for the provider, which never resends.
+		h.log(ctx, slog.LevelWarn, "backchannel: logout recorded on this instance only for now", r,
+			append(attrs, slog.String("error", logValue(err.Error())))...)
+		w.WriteHeader(http.StatusOK)
+		return
+	case err != nil:
 		h.log(ctx, slog.LevelError, "backchannel: logout lost: the revocation could not be recorded", r,
 			append(attrs, slog.String("error", logValue(err.Error())))...)
 		writeError(w, http.StatusBadRequest, unavailable, "the logout could not be recorded")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -31,7 +32,12 @@ type fakeStore struct {
 	seen        map[string]time.Time
 	revokeErr   error
 	firstUseErr error
+	// notShared makes Revoke and FirstUse act as a cluster store with
+	// its cluster unreachable: done here, then ErrNotShared.
+	notShared bool
 }
+
+var errNotShared = fmt.Errorf("fake: cluster unreachable: %w", revoke.ErrNotShared)
 
 var _ revoke.Store = (*fakeStore)(nil)
 
@@ -42,6 +48,9 @@ func (s *fakeStore) Revoke(_ context.Context, r revoke.Revocation) error {
 		return s.revokeErr
 	}
 	s.revs = append(s.revs, r)
+	if s.notShared {
+		return errNotShared
+	}
 	return nil
 }
 
@@ -79,14 +88,18 @@ func (s *fakeStore) FirstUse(_ context.Context, jti string, until time.Time) (bo
 	if s.firstUseErr != nil {
 		return false, s.firstUseErr
 	}
+	var err error
+	if s.notShared {
+		err = errNotShared
+	}
 	if _, ok := s.seen[jti]; ok {
-		return false, nil
+		return false, err
 	}
 	if s.seen == nil {
 		s.seen = map[string]time.Time{}
 	}
 	s.seen[jti] = until
-	return true, nil
+	return true, err
 }
 
 // app is the client Keycloak sends logout tokens to; orders-api the
@@ -401,6 +414,22 @@ func TestStoreFailures(t *testing.T) {
 		}
 		if revs, _ := e.store.List(t.Context()); len(revs) != 1 {
 			t.Errorf("recorded %d revocations; want 1", len(revs))
+		}
+	})
+	t.Run("cluster unreachable", func(t *testing.T) {
+		// Recorded on this instance: a success for the provider, which
+		// never resends; replays are still caught locally.
+		e := newEnv(t, nil)
+		e.store.notShared = true
+		lt := e.logout(t, keycloaktest.Token{SessionID: "s-1"})
+		if rec := e.post(form(lt)); rec.Code != 200 {
+			t.Errorf("got %d %s; want 200", rec.Code, rec.Body)
+		}
+		if !strings.Contains(e.logs.String(), "level=WARN") {
+			t.Errorf("log = %s; want a WARN line", e.logs)
+		}
+		if rec := e.post(form(lt)); rec.Code != 400 {
+			t.Errorf("replay with the cluster unreachable: %d; want 400", rec.Code)
 		}
 	})
 	t.Run("keys unavailable", func(t *testing.T) {

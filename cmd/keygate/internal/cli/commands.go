@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keygate/keygate/cmd/keygate/internal/cluster"
 	"github.com/keygate/keygate/cmd/keygate/internal/config"
 	"github.com/keygate/keygate/cmd/keygate/internal/dev"
 	"github.com/keygate/keygate/cmd/keygate/internal/server"
@@ -211,6 +212,9 @@ func runServe(ctx context.Context, in *Invocation) error {
 	log := newLogger(in.Stderr, f.Config.Log.Level)
 	for _, w := range f.Warnings() {
 		log.Warn("risky configuration", "file", w.File, "line", w.Line, "warning", w.Msg)
+	}
+	if f.Config.Cluster != nil {
+		cluster.RouteRedisLog(log.With("component", "redis"))
 	}
 	srv, err := server.New(f.Config, server.Options{Logger: log})
 	if err != nil {

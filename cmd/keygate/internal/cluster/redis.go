@@ -3,10 +3,12 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -107,4 +109,19 @@ func redactErr(err error, raw string) error {
 		}
 	}
 	return errors.New(msg)
+}
+
+// RouteRedisLog sends go-redis's own log lines (dial retries, pool
+// errors), which it prints to standard error by default, to log at Debug
+// level: keygate logs Redis trouble itself, once per change of state.
+// go-redis keeps one logger per process, so only the serve command calls
+// this, once.
+func RouteRedisLog(log *slog.Logger) {
+	redis.SetLogger(redisLog{log})
+}
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
