@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"net/netip"
 	"slices"
 	"strings"
@@ -45,6 +46,10 @@ const (
 	// WarnCacheSize: a larger verify.cache_size, in tokens, is far
 	// beyond the callers one keygate serves.
 	WarnCacheSize = 1_000_000
+	// WarnRevocationTTL: a shorter revocation.ttl is shorter than
+	// Keycloak's default access-token lifespan of 5 minutes plus a
+	// margin, so revoked tokens may pass again before they expire.
+	WarnRevocationTTL = 10 * time.Minute
 )
 
 // Warnings returns the settings of the file that are valid but risky,
@@ -140,6 +145,15 @@ func (f *File) Warnings() Errors {
 	case n > WarnMaxConnections:
 		w.add("limits.max_connections", "limits.max_connections %d is above %d, usually past the open-file limit (ulimit -n), where the limit protects nothing; use a number below that limit", n, WarnMaxConnections)
 	}
+	if c.Revocation != nil && c.Cluster == nil {
+		w.add("revocation", "revocation without cluster: keeps revocations on the instance that received them, so other replicas accept a logged-out session's tokens until they expire; with more than one instance add cluster: (Redis) or route every logout to each")
+	}
+	if cl := c.Cluster; cl != nil && strings.HasPrefix(cl.Redis.URL, "redis://") && !loopbackURLHost(cl.Redis.URL) {
+		w.add("cluster.redis.url", "cluster.redis.url uses plain redis:// to a host beyond loopback, so the password and the revocations cross the network in clear; use rediss:// (TLS)")
+	}
+	if r := c.Revocation; r != nil && r.TTL > 0 && r.TTL < WarnRevocationTTL {
+		w.add("revocation.ttl", "revocation.ttl %v forgets a revocation after that long, so the rest of a longer-lived token's life passes; set it to the longest access-token lifetime the issuer grants (default %v)", r.TTL, DefaultRevocationTTL)
+	}
 	if c.Timeouts.Read < 0 {
 		w.add("timeouts.read", "timeouts.read %v turns the body read timeout off, so clients that send slowly hold connections (and upstream connections) open; remove it for the default of %v, or set the longest upload time you need", c.Timeouts.Read, DefaultReadTimeout)
 	}
@@ -175,4 +189,10 @@ func anyInterface(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsUnspecified()
+}
+
+// loopbackURLHost reports whether the host of raw is loopback.
+func loopbackURLHost(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && LoopbackHost(u.Hostname())
 }
