@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -318,12 +317,10 @@ func clusterEnv(t testing.TB, r *redistest.Server) []string {
 	return []string{"KEYGATE_REDIS_URL=" + r.URL(), "KEYGATE_CLUSTER_SECRET=" + hex.EncodeToString(secret)}
 }
 
-// skipUnlessClusterMode skips t when bin's configuration loader does not
-// know the cluster: and revocation: blocks yet (config check names them as
-// unknown keys): the binary side of issue #10 is not wired. Any other
-// problem in the configuration fails t. Remove this once serve has
-// cluster mode.
-func skipUnlessClusterMode(t testing.TB, bin, yaml string, env []string) {
+// checkConfig runs keygate config check on yaml with env and fails t on
+// any problem it reports, so that a refused cluster configuration fails
+// with the checker's words rather than a process that never gets ready.
+func checkConfig(t testing.TB, bin, yaml string, env []string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "check.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -333,14 +330,7 @@ func skipUnlessClusterMode(t testing.TB, bin, yaml string, env []string) {
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit) && (strings.Contains(out.String(), `unknown key "cluster"`) ||
-		strings.Contains(out.String(), `unknown key "revocation"`)):
-		t.Skipf("keygate serve has no cluster mode yet (issue #10 not wired):\n%s", out.String())
-	default:
+	if err := cmd.Run(); err != nil {
 		t.Fatalf("keygate config check: %v\n%s", err, out.String())
 	}
 }
@@ -361,7 +351,7 @@ func TestClusterLogout(t *testing.T) {
 	bin := buildKeygate(t)
 	env := clusterEnv(t, r)
 	yaml := func(_ int, c keygateConfig) string { return c.baseYAML() + clusterYAML }
-	skipUnlessClusterMode(t, bin, yaml(0, keygateConfig{Listen: "127.0.0.1:1", Admin: "127.0.0.1:2",
+	checkConfig(t, bin, yaml(0, keygateConfig{Listen: "127.0.0.1:1", Admin: "127.0.0.1:2",
 		Upstream: "http://127.0.0.1:3"}), env)
 	procs := startKeygates(t, bin, 3, yaml, env)
 	adminAPI.setBackchannelLogout(t, procs[0].URL+"/backchannel-logout", true)
