@@ -230,10 +230,10 @@ func (s *Source) installShared(e *sharedEntry) bool {
 		return false
 	}
 	next.etag, next.lastMod, next.doc = e.ETag, e.LastModified, e.Doc
-	s.installAt(prev, next, at, "shared")
 	s.mu.Lock()
-	s.sharedHits++
+	s.sharedHits++ // before the install, which makes the source ready
 	s.mu.Unlock()
+	s.installAt(prev, next, at, "shared")
 	return true
 }
 

@@ -605,7 +605,7 @@ func (s *Source) allowKidFetch() kidFetch {
 	if s.closed {
 		return kidFetchClosed
 	}
-	if s.inflight != nil {
+	if s.inflight != nil && s.inflight.mode != modeShared {
 		return kidFetchJoined // joining a fetch under way costs the provider nothing
 	}
 	if !s.lastKidTry.IsZero() && now.Sub(s.lastKidTry) < s.cfg.MinRefetchInterval {
@@ -633,11 +633,22 @@ func (s *Source) refresh(ctx context.Context) error {
 }
 
 // refreshMode is refresh for a flight of the given mode, and reports
-// whether it joined a flight under way, whatever its mode, rather than
-// start one.
+// whether it joined a flight under way rather than start one. Only a
+// modeShared flight joins a modeShared flight, which fetches nothing;
+// the others wait for its end and start their own.
 func (s *Source) refreshMode(ctx context.Context, mode flightMode, kid string) (err error, joined bool) {
 	s.mu.Lock()
 	f := s.inflight
+	for f != nil && f.mode == modeShared && mode != modeShared {
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err(), false
+		}
+		s.mu.Lock()
+		f = s.inflight
+	}
 	joined = f != nil
 	if f == nil {
 		if s.closed {
