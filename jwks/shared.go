@@ -312,7 +312,7 @@ func (s *Source) syncShared(ctx context.Context, f *flight) error {
 	}
 	wait := time.NewTimer(bound)
 	defer wait.Stop()
-	for waited := false; ; waited = true {
+	for last := false; ; {
 		e, err := s.readShared(ctx)
 		if err != nil {
 			return s.fetch(ctx)
@@ -327,12 +327,16 @@ func (s *Source) syncShared(ctx context.Context, f *flight) error {
 		if done {
 			return nil
 		}
-		if waited {
+		if last {
 			break
 		}
+		// Other announcements (a subscription made again, another
+		// source's entry) wake the wait too: read again and wait on.
 		select {
 		case <-changed:
+			changed = s.changeSignal()
 		case <-wait.C:
+			last = true
 		case <-ctx.Done():
 			return ctx.Err()
 		}
