@@ -20,6 +20,7 @@ import (
 type memCache struct {
 	now        func() time.Time
 	down, slow atomic.Bool
+	leaseCalls atomic.Int32
 
 	mu      sync.Mutex
 	entries map[string][]byte
@@ -65,6 +66,7 @@ func (c *memCache) Set(ctx context.Context, name string, entry []byte, _ time.Du
 }
 
 func (c *memCache) TryLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	c.leaseCalls.Add(1)
 	if err := c.fail(ctx); err != nil {
 		return false, err
 	}
@@ -463,5 +465,38 @@ func TestSharedStoreDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A source that lost the refresh lease waits for the winner's entry, also
+// through announcements that are not it (a subscription made again,
+// another source's entry), and fetches nothing itself.
+func TestSharedLoserWaits(t *testing.T) {
+	idp := keycloaktest.New(t, keycloaktest.Config{})
+	clk := newClock()
+	// The winner, on a store of its own, makes the entry.
+	winnerStore := newMemCache(clk.Now)
+	cluster(t, 1, idp, winnerStore, clk, nil)
+	name, entry := winnerStore.entry(t)
+
+	store := newMemCache(clk.Now)
+	if ok, _ := store.TryLease(context.Background(), name+":refresh", time.Hour); !ok {
+		t.Fatal("TryLease() = false")
+	}
+	s := newSource(t, jwks.Config{Issuer: idp.Issuer(), Now: clk.Now, Shared: store, SharedSecret: testSecret, RefreshInterval: time.Hour})
+	before := idp.Requests(keycloaktest.EndpointCerts)
+	s.Start()
+	waitFor(t, "the source to try the lease", func() bool { return store.leaseCalls.Load() >= 2 })
+	for range 3 {
+		store.Publish(context.Background(), "")
+		store.Publish(context.Background(), "jwks:another")
+		time.Sleep(10 * time.Millisecond)
+	}
+	store.put(name, entry)
+	store.Publish(context.Background(), name)
+	waitReady(t, s)
+	st := s.Status()
+	if st.Failures != 0 || st.ProviderFetches != 0 || st.SharedHits != 1 || idp.Requests(keycloaktest.EndpointCerts) != before {
+		t.Errorf("status %+v; want the winner's entry installed, no failure, no provider fetch", st)
 	}
 }
