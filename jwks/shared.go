@@ -246,10 +246,6 @@ func (s *Source) sharedFresh(e *sharedEntry) bool {
 // kid for the winner's broadcast.
 const maxKidWait = 2 * time.Second
 
-// errSharedPending reports a refresh left to another instance that did not
-// deliver in time; the loop tries again after a backoff.
-var errSharedPending = fmt.Errorf("%w: another instance holds the refresh lease and no fresh shared key set arrived", ErrUnavailable)
-
 // leaseWait is how long a lease lasts and a loser waits for the winner's
 // broadcast: the winner's fetch and store, capped by limit.
 func (s *Source) leaseWait(limit time.Duration) time.Duration {
@@ -259,8 +255,8 @@ func (s *Source) leaseWait(limit time.Duration) time.Duration {
 // syncShared brings the key set up to date through the store, for flight
 // f. It fetches from the provider only when the store holds no fresh copy
 // (or, for an unknown kid, no copy with it) and this source wins the lease
-// for it, or when the store fails: then it fetches on its own as a source
-// without Shared does.
+// for it, or when the store fails or the lease's holder delivers nothing
+// in time: then it fetches on its own as a source without Shared does.
 func (s *Source) syncShared(ctx context.Context, f *flight) error {
 	changed := s.changeSignal() // before the read, so a change after it is seen
 	e, err := s.readShared(ctx)
@@ -303,24 +299,29 @@ func (s *Source) syncShared(ctx context.Context, f *flight) error {
 	}
 	// Another instance fetches, or for a kid fetched within
 	// MinRefetchInterval: read what it stored, and wait for its broadcast
-	// once if it is not there yet. For a kid the wait is short, as the
-	// lease may be a while old and no fetch under way: the kid is then
-	// unknown for the cluster until the lease ends.
+	// if it is not there yet. For a kid the wait is short, as the lease
+	// may be a while old and no fetch under way.
+	lost := s.cfg.Now().UnixNano()
 	bound := s.leaseWait(ttl)
 	if f.mode == modeKid {
 		bound = min(bound, maxKidWait)
 	}
 	wait := time.NewTimer(bound)
 	defer wait.Stop()
+	var lastEntry *sharedEntry
 	for last := false; ; {
 		e, err := s.readShared(ctx)
 		if err != nil {
 			return s.fetch(ctx)
 		}
+		lastEntry = e
 		s.installShared(e)
 		var done bool
 		if f.mode == modeKid {
+			// A fetch that ended after the lease was lost answered for
+			// the kid, whether it holds it or not.
 			_, done = s.set.Load().Lookup(f.kid)
+			done = done || e != nil && e.FetchedAt >= lost
 		} else {
 			done = s.sharedFresh(e)
 		}
@@ -341,10 +342,16 @@ func (s *Source) syncShared(ctx context.Context, f *flight) error {
 			return ctx.Err()
 		}
 	}
-	if f.mode == modeKid {
-		return nil // the caller finds the kid missing: rate limited for the cluster
+	// Nothing came. For a kid, a fetch the store shows within
+	// MinRefetchInterval before the lease was lost is the lease winner's,
+	// or as recent: the kid is unknown for the cluster until the lease
+	// ends. Otherwise the winner failed, or the lease is held by someone
+	// who does not fetch (a writer to the store can hold it for ever):
+	// fetch on our own, as without a store.
+	if f.mode == modeKid && lastEntry != nil && lost-lastEntry.FetchedAt < int64(s.cfg.MinRefetchInterval) {
+		return nil
 	}
-	return errSharedPending
+	return s.fetch(ctx)
 }
 
 // changeSignal returns a channel closed at the next change announced by

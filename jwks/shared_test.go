@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 type memCache struct {
 	now        func() time.Time
 	down, slow atomic.Bool
+	held       atomic.Bool // every lease is someone else's, for ever
 	leaseCalls atomic.Int32
 
 	mu      sync.Mutex
@@ -72,7 +74,7 @@ func (c *memCache) TryLease(ctx context.Context, name string, ttl time.Duration)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if end, ok := c.leases[name]; ok && c.now().Before(end) {
+	if end, ok := c.leases[name]; ok && c.now().Before(end) || c.held.Load() {
 		return false, nil
 	}
 	c.leases[name] = c.now().Add(ttl)
@@ -498,5 +500,44 @@ func TestSharedLoserWaits(t *testing.T) {
 	st := s.Status()
 	if st.Failures != 0 || st.ProviderFetches != 0 || st.SharedHits != 1 || idp.Requests(keycloaktest.EndpointCerts) != before {
 		t.Errorf("status %+v; want the winner's entry installed, no failure, no provider fetch", st)
+	}
+}
+
+// A writer to the store who holds every lease for ever cannot stop the
+// sources from refreshing or from learning a new kid: after a bounded
+// wait each fetches on its own.
+func TestSharedLeaseHeldForever(t *testing.T) {
+	idp := keycloaktest.New(t, keycloaktest.Config{})
+	clk := newClock()
+	store := newMemCache(clk.Now)
+	store.held.Store(true)
+	srcs := cluster(t, 2, idp, store, clk, func(c *jwks.Config) {
+		c.HTTPClient = &http.Client{Timeout: time.Second}
+		c.SharedTimeout = 100 * time.Millisecond
+	})
+	kid, err := idp.AddKey("RS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(11 * time.Second)
+	for i, s := range srcs {
+		if _, err := s.Key(context.Background(), kid); err != nil {
+			t.Errorf("source %d: Key(new kid) = %v", i, err)
+		}
+	}
+	before := idp.Requests(keycloaktest.EndpointCerts)
+	clk.Advance(2 * time.Hour)
+	for i, s := range srcs {
+		if err := s.Refresh(context.Background()); err != nil {
+			t.Errorf("source %d: Refresh() = %v", i, err)
+		}
+	}
+	if n := idp.Requests(keycloaktest.EndpointCerts); n == before {
+		t.Error("no provider fetch for a stale copy while the lease is held")
+	}
+	for i, s := range srcs {
+		if st := s.Status(); st.LeaseWins != 0 || st.ProviderFetches == 0 || st.Failures != 0 {
+			t.Errorf("source %d: status %+v; want own fetches, no lease, no failure", i, st)
+		}
 	}
 }

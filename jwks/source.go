@@ -13,6 +13,46 @@
 // key set was fetched successfully and lacks the kid, [ErrUnavailable]
 // when the keys cannot be checked now (none held, too old, or the
 // provider did not answer the refetch a new kid called for).
+//
+// # Shared key cache
+//
+// With [Config.Shared], the sources of a cluster share one copy of the key
+// set in a store such as Redis (package redisstore): one instance per
+// RefreshInterval fetches from the provider under a lease, stores the
+// document as served, with its fetch time and ETag, and announces it; the
+// others install it, parsed exactly as a provider's answer is, and call
+// the provider only when the shared copy is RefreshInterval old or more.
+// An unknown kid causes at most one provider fetch per MinRefetchInterval
+// for the whole cluster, under a second lease; every instance learns a new
+// key from the announcement. When the store fails or takes longer than
+// SharedTimeout, each source fetches on its own, as without a store, and
+// goes back to the shared copy when the store answers again: trouble with
+// the store never refuses a token a source would accept without it.
+//
+// Security model. Each entry is sealed with HMAC-SHA256 under
+// [Config.SharedSecret], over everything stored: the document, its fetch
+// time, ETag, the JWKS URL, and the configured Issuer and URL it was
+// fetched for. An entry that fails the check is ignored, logged without
+// its content and counted ([Status].SharedAuthFailures). So whoever can
+// write to the store but does not hold the secret
+//   - cannot plant a key, alter a document, or make an old document look
+//     fresh, nor pass one issuer's keys off as another's;
+//   - can delete, withhold or corrupt entries, hold or delete leases
+//     (for ever), or flood the channel: the sources then fetch from the
+//     provider on their own, each at most as often as without a store,
+//     after a bounded wait for the lease's holder, plus one store read per
+//     announcement;
+//   - can put back an older sealed entry (a replay): a source never
+//     installs an entry older than the set it holds, nor one older than
+//     MaxStale; a source holding nothing, at start, may install it, as
+//     of its sealed fetch time, and then, the entry not being fresh,
+//     refreshes from the provider at once. A key the provider removed
+//     can so come back only to a source that starts while the replay is
+//     in place, only until that refresh, and never past its sealed fetch
+//     time plus MaxStale.
+//
+// Whoever holds the secret can plant keys: give it only to the instances,
+// not to the store.
 package jwks
 
 import (
