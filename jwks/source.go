@@ -234,6 +234,8 @@ type Status struct {
 	// LastErrorAt is when LastError happened.
 	LastErrorAt time.Time
 	// Fetches counts fetch attempts; Failures counts the failed ones.
+	// With Config.Shared an attempt may end in the store, with no
+	// provider request: see ProviderFetches.
 	Fetches, Failures uint64
 	// KidFetches counts fetches caused by an unknown kid.
 	KidFetches uint64
