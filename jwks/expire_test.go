@@ -33,7 +33,7 @@ func TestExpireKeepsSetInstalledMeanwhile(t *testing.T) {
 	var armed atomic.Bool
 	clock := func() time.Time {
 		if armed.CompareAndSwap(true, false) {
-			s.install(a, b)
+			s.installAt(a, b, time.Unix(0, now.Load()), "provider")
 		}
 		return time.Unix(0, now.Load())
 	}
@@ -47,7 +47,7 @@ func TestExpireKeepsSetInstalledMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	s.install(nil, a)
+	s.installAt(nil, a, time.Unix(0, now.Load()), "provider")
 	now.Add(int64(2 * time.Hour))
 
 	if err := s.Refresh(context.Background()); err == nil {

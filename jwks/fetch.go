@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // fetch discovers the JWKS URL if it is not known yet, then fetches the
@@ -39,12 +40,19 @@ func (s *Source) fetch(ctx context.Context) error {
 			req.Header.Set("If-Modified-Since", prev.lastMod)
 		}
 	}
+	s.mu.Lock()
+	s.providerFetches++
+	s.mu.Unlock()
 	body, resp, err := s.get(req)
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode == http.StatusNotModified && prev != nil {
-		s.lastSuccess.Store(s.cfg.Now().UnixNano())
+		now := s.cfg.Now()
+		s.lastSuccess.Store(now.UnixNano())
+		if s.cfg.Shared != nil {
+			s.storeShared(ctx, &sharedEntry{URL: *u, FetchedAt: now.UnixNano(), ETag: prev.etag, LastModified: prev.lastMod, Doc: prev.doc})
+		}
 		return nil
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -56,7 +64,12 @@ func (s *Source) fetch(ctx context.Context) error {
 	}
 	next.etag = resp.Header.Get("ETag")
 	next.lastMod = resp.Header.Get("Last-Modified")
-	s.install(prev, next)
+	next.doc = body
+	now := s.cfg.Now()
+	s.installAt(prev, next, now, "provider")
+	if s.cfg.Shared != nil {
+		s.storeShared(ctx, &sharedEntry{URL: *u, FetchedAt: now.UnixNano(), ETag: next.etag, LastModified: next.lastMod, Doc: body})
+	}
 	return nil
 }
 
@@ -127,16 +140,17 @@ func (s *Source) discover(ctx context.Context) (string, error) {
 	return meta.JWKSURI, nil
 }
 
-// install publishes next, retires the keys it dropped and logs the change.
-// The time of success is stored before the set, so that expire never
-// judges next by prev's age.
-func (s *Source) install(prev, next *Set) {
-	s.lastSuccess.Store(s.cfg.Now().UnixNano())
+// installAt publishes next, fetched at the given time from the given
+// origin ("provider" or "shared"), retires the keys it dropped and logs
+// the change. The time of success is stored before the set, so that
+// expire never judges next by prev's age.
+func (s *Source) installAt(prev, next *Set, at time.Time, from string) {
+	s.lastSuccess.Store(at.UnixNano())
 	s.set.Store(next)
 	retireMissing(prev, next)
 	s.readyOne.Do(func() { close(s.readyC) })
 	if prev == nil || !slices.Equal(keyIDs(prev), keyIDs(next)) {
-		s.cfg.Logger.Info("jwks key set updated", "url", s.currentURL(), "kids", keyIDs(next), "skipped", len(next.skipped))
+		s.cfg.Logger.Info("jwks key set updated", "url", s.currentURL(), "from", from, "kids", keyIDs(next), "skipped", len(next.skipped))
 		for _, sk := range next.skipped {
 			level := slog.LevelWarn
 			if sk.NotForSignatures {

@@ -68,6 +68,7 @@ type Set struct {
 	skipped []SkippedKey
 	etag    string
 	lastMod string
+	doc     []byte // the document as fetched, for Config.Shared
 }
 
 // Keys returns the usable keys in the order they were published. The

@@ -13,9 +13,50 @@
 // key set was fetched successfully and lacks the kid, [ErrUnavailable]
 // when the keys cannot be checked now (none held, too old, or the
 // provider did not answer the refetch a new kid called for).
+//
+// # Shared key cache
+//
+// With [Config.Shared], the sources of a cluster share one copy of the key
+// set in a store such as Redis (package redisstore): one instance per
+// RefreshInterval fetches from the provider under a lease, stores the
+// document as served, with its fetch time and ETag, and announces it; the
+// others install it, parsed exactly as a provider's answer is, and call
+// the provider only when the shared copy is RefreshInterval old or more.
+// An unknown kid causes at most one provider fetch per MinRefetchInterval
+// for the whole cluster, under a second lease; every instance learns a new
+// key from the announcement. When the store fails or takes longer than
+// SharedTimeout, each source fetches on its own, as without a store, and
+// goes back to the shared copy when the store answers again: trouble with
+// the store never refuses a token a source would accept without it.
+//
+// Security model. Each entry is sealed with HMAC-SHA256 under
+// [Config.SharedSecret], over everything stored: the document, its fetch
+// time, ETag, the JWKS URL, and the configured Issuer and URL it was
+// fetched for. An entry that fails the check is ignored, logged without
+// its content and counted ([Status].SharedAuthFailures). So whoever can
+// write to the store but does not hold the secret
+//   - cannot plant a key, alter a document, or make an old document look
+//     fresh, nor pass one issuer's keys off as another's;
+//   - can delete, withhold or corrupt entries, hold or delete leases
+//     (for ever), or flood the channel: the sources then fetch from the
+//     provider on their own, each at most as often as without a store,
+//     after a bounded wait for the lease's holder, plus one store read per
+//     announcement;
+//   - can put back an older sealed entry (a replay): a source never
+//     installs an entry older than the set it holds, nor one older than
+//     MaxStale; a source holding nothing, at start, may install it, as
+//     of its sealed fetch time, and then, the entry not being fresh,
+//     refreshes from the provider at once. A key the provider removed
+//     can so come back only to a source that starts while the replay is
+//     in place, only until that refresh, and never past its sealed fetch
+//     time plus MaxStale.
+//
+// Whoever holds the secret can plant keys: give it only to the instances,
+// not to the store.
 package jwks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,8 +150,35 @@ type Config struct {
 	// no logging.
 	Logger *slog.Logger
 
-	// Now is the clock for key ages. Nil means time.Now.
+	// Now is the clock for key ages. Nil means time.Now. With Shared, the
+	// fetch times in the store come from the clocks of the instances that
+	// fetched, so the instances' clocks should agree within a small part
+	// of RefreshInterval.
 	Now func() time.Time
+
+	// Shared, when set, is a store shared by the sources of a cluster
+	// that use the same Issuer and URL (see [SharedCache]): one instance
+	// per RefreshInterval fetches from the provider, under a lease, and
+	// stores the document sealed with SharedSecret; the others install it
+	// from the store and do not call the provider while it is younger than
+	// RefreshInterval. An unknown kid causes at most one provider fetch per
+	// MinRefetchInterval for the whole cluster. When a call to the store
+	// fails or takes longer than SharedTimeout, the source fetches on its
+	// own, as without Shared, and goes back to the store when it answers
+	// again. Nil means every source fetches on its own.
+	Shared SharedCache
+
+	// SharedSecret is the HMAC-SHA256 key that seals the entries in
+	// Shared, shared by every instance of the cluster and by nothing else.
+	// Required with Shared: at least [MinSharedSecret] (32) bytes, such as
+	// 32 random bytes. Whoever can write to the store but does not know it
+	// cannot plant keys. Ignored when Shared is nil. The source keeps a
+	// copy.
+	SharedSecret []byte
+
+	// SharedTimeout bounds each call to Shared. Zero means
+	// [DefaultSharedTimeout] (1 s).
+	SharedTimeout time.Duration
 }
 
 // Errors returned by [Source.Key].
@@ -166,9 +234,36 @@ type Status struct {
 	// LastErrorAt is when LastError happened.
 	LastErrorAt time.Time
 	// Fetches counts fetch attempts; Failures counts the failed ones.
+	// With Config.Shared an attempt may end in the store, with no
+	// provider request: see ProviderFetches.
 	Fetches, Failures uint64
 	// KidFetches counts fetches caused by an unknown kid.
 	KidFetches uint64
+
+	// ProviderFetches counts the key set requests this source sent to the
+	// provider, whatever their answer; discovery requests are not
+	// counted. Without Config.Shared it is Fetches less the attempts that
+	// failed in discovery.
+	ProviderFetches uint64
+
+	// The counters below stay zero without Config.Shared.
+
+	// SharedHits counts key sets installed from Config.Shared: fetched by
+	// another instance, or by an earlier run.
+	SharedHits uint64
+	// LeaseWins counts the leases this source won in Config.Shared; each
+	// was followed by a provider fetch on behalf of the cluster.
+	LeaseWins uint64
+	// SharedAuthFailures counts entries read from Config.Shared that were
+	// ignored: not sealed with SharedSecret, altered, or sealed for
+	// another Issuer or URL.
+	SharedAuthFailures uint64
+	// SharedErrors counts calls to Config.Shared that failed or timed out,
+	// and subscriptions that ended.
+	SharedErrors uint64
+	// SharedError is the last failure of a call to Config.Shared, cleared
+	// by the next call that succeeds; nil while the store answers.
+	SharedError error
 }
 
 // Age is how long ago the key set was last fetched successfully, or zero
@@ -207,9 +302,29 @@ type Source struct {
 	failures    uint64
 	kidFetches  uint64
 	consecutive int
+
+	sharedName         string        // the entry's name in cfg.Shared
+	changeC            chan struct{} // closed and replaced at each change announced
+	providerFetches    uint64
+	sharedHits         uint64
+	leaseWins          uint64
+	sharedAuthFailures uint64
+	sharedErrors       uint64
+	sharedErr          error
 }
 
+// A flightMode says what a flight is for.
+type flightMode int
+
+const (
+	modeRefresh flightMode = iota // bring the key set up to date
+	modeKid                       // find a kid the set lacks
+	modeShared                    // install what the store announced; never fetch
+)
+
 type flight struct {
+	mode flightMode
+	kid  string // for modeKid
 	done chan struct{}
 	err  error
 }
@@ -244,6 +359,7 @@ func NewSource(cfg Config) (*Source, error) {
 	}{
 		{"RefreshInterval", int64(cfg.RefreshInterval)}, {"MinRefetchInterval", int64(cfg.MinRefetchInterval)},
 		{"MaxStale", int64(cfg.MaxStale)}, {"MaxResponseSize", cfg.MaxResponseSize}, {"MaxKeys", int64(cfg.MaxKeys)},
+		{"SharedTimeout", int64(cfg.SharedTimeout)},
 	} {
 		if f.val < 0 {
 			return nil, &ConfigError{f.name, "is negative; use 0 for the default"}
@@ -264,13 +380,25 @@ func NewSource(cfg Config) (*Source, error) {
 	if cfg.MaxKeys == 0 {
 		cfg.MaxKeys = DefaultMaxKeys
 	}
+	if cfg.Shared != nil && len(cfg.SharedSecret) < MinSharedSecret {
+		return nil, &ConfigError{"SharedSecret", fmt.Sprintf("has %d bytes; Shared needs a secret of at least %d bytes, the same on every instance", len(cfg.SharedSecret), MinSharedSecret)}
+	}
+	if cfg.Shared == nil {
+		cfg.SharedSecret = nil
+	} else {
+		cfg.SharedSecret = bytes.Clone(cfg.SharedSecret)
+	}
+	if cfg.SharedTimeout == 0 {
+		cfg.SharedTimeout = DefaultSharedTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{cfg: cfg, readyC: make(chan struct{})}
+	s := &Source{cfg: cfg, readyC: make(chan struct{}), changeC: make(chan struct{})}
+	s.sharedName = sharedNameFor(cfg.Issuer, cfg.URL)
 	s.client = &http.Client{}
 	if cfg.HTTPClient != nil {
 		*s.client = *cfg.HTTPClient
@@ -386,6 +514,11 @@ func (s *Source) Start() {
 	s.started = true
 	s.wg.Add(1)
 	go s.loop()
+	if s.cfg.Shared != nil {
+		s.wg.Add(2)
+		go s.subscribe()
+		go s.watch()
+	}
 }
 
 // Close stops the background refresh, cancels a fetch under way, and waits
@@ -442,7 +575,7 @@ func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
 		case kidFetchClosed:
 			return nil, fmt.Errorf("%w: key %s not held and the source is closed", ErrUnavailable, quoteKid(kid))
 		}
-		if err := s.refresh(ctx); err != nil {
+		if err, _ := s.refreshMode(ctx, modeKid, kid); err != nil {
 			return nil, fmt.Errorf("%w: key %s not held and the refetch failed: %w", ErrUnavailable, quoteKid(kid), err)
 		}
 		if k, ok := s.set.Load().Lookup(kid); ok {
@@ -461,6 +594,10 @@ func (s *Source) Keys() *Set { return s.set.Load() }
 // reports its result, or ctx's error if ctx ends first; the fetch goes on
 // for other callers. It is not rate limited. After Close it fails with
 // [ErrUnavailable].
+//
+// With Config.Shared, a copy in the store younger than RefreshInterval
+// stands for the fetch: Refresh installs it, if newer than the held set,
+// and does not call the provider.
 func (s *Source) Refresh(ctx context.Context) error { return s.refresh(ctx) }
 
 // Status returns a snapshot of the source's state.
@@ -481,6 +618,8 @@ func (s *Source) Status() Status {
 	s.mu.Lock()
 	st.LastError, st.LastErrorAt = s.lastErr, s.lastErrAt
 	st.Fetches, st.Failures, st.KidFetches = s.fetches, s.failures, s.kidFetches
+	st.ProviderFetches, st.SharedHits, st.LeaseWins = s.providerFetches, s.sharedHits, s.leaseWins
+	st.SharedAuthFailures, st.SharedErrors, st.SharedError = s.sharedAuthFailures, s.sharedErrors, s.sharedErr
 	s.mu.Unlock()
 	return st
 }
@@ -508,7 +647,7 @@ func (s *Source) allowKidFetch() kidFetch {
 	if s.closed {
 		return kidFetchClosed
 	}
-	if s.inflight != nil {
+	if s.inflight != nil && s.inflight.mode != modeShared {
 		return kidFetchJoined // joining a fetch under way costs the provider nothing
 	}
 	if !s.lastKidTry.IsZero() && now.Sub(s.lastKidTry) < s.cfg.MinRefetchInterval {
@@ -531,14 +670,34 @@ var errClosed = fmt.Errorf("%w: source closed", ErrUnavailable)
 // bounds it, so a hung provider holds the shared fetch no longer than
 // that.
 func (s *Source) refresh(ctx context.Context) error {
+	err, _ := s.refreshMode(ctx, modeRefresh, "")
+	return err
+}
+
+// refreshMode is refresh for a flight of the given mode, and reports
+// whether it joined a flight under way rather than start one. Only a
+// modeShared flight joins a modeShared flight, which fetches nothing;
+// the others wait for its end and start their own.
+func (s *Source) refreshMode(ctx context.Context, mode flightMode, kid string) (err error, joined bool) {
 	s.mu.Lock()
 	f := s.inflight
+	for f != nil && f.mode == modeShared && mode != modeShared {
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err(), false
+		}
+		s.mu.Lock()
+		f = s.inflight
+	}
+	joined = f != nil
 	if f == nil {
 		if s.closed {
 			s.mu.Unlock()
-			return errClosed
+			return errClosed, false
 		}
-		f = &flight{done: make(chan struct{})}
+		f = &flight{mode: mode, kid: kid, done: make(chan struct{})}
 		s.inflight = f
 		s.wg.Add(1) // under mu, before Close can see closed and Wait
 		go s.run(f)
@@ -546,9 +705,9 @@ func (s *Source) refresh(ctx context.Context) error {
 	s.mu.Unlock()
 	select {
 	case <-f.done:
-		return f.err
+		return f.err, joined
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctx.Err(), joined
 	}
 }
 
@@ -556,7 +715,20 @@ func (s *Source) refresh(ctx context.Context) error {
 // holds s.inflight, and it ends before Close returns.
 func (s *Source) run(f *flight) {
 	defer s.wg.Done()
-	err := s.fetch(s.life)
+	var err error
+	if s.cfg.Shared == nil {
+		err = s.fetch(s.life)
+	} else {
+		err = s.syncShared(s.life, f)
+	}
+	if f.mode == modeShared { // no fetch: nothing to count or report
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
+		f.err = err
+		close(f.done)
+		return
+	}
 	if err != nil {
 		if s.life.Err() == nil { // a fetch Close canceled is no failure to report
 			s.cfg.Logger.Warn("jwks refresh failed", "url", s.currentURL(), "error", err)
@@ -615,6 +787,8 @@ func (s *Source) loop() {
 		wait := s.cfg.RefreshInterval
 		if err != nil {
 			wait = s.backoff()
+		} else if s.cfg.Shared != nil {
+			wait = s.sharedWait()
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -624,6 +798,15 @@ func (s *Source) loop() {
 		case <-t.C:
 		}
 	}
+}
+
+// sharedWait is the wait before the next refresh with Shared: until the
+// held set, which may have been fetched by another instance a while ago,
+// is RefreshInterval old, but at least an eighth of it, so that clocks a
+// little apart do not make the loop spin.
+func (s *Source) sharedWait() time.Duration {
+	age := s.cfg.Now().Sub(time.Unix(0, s.lastSuccess.Load()))
+	return max(s.cfg.RefreshInterval-age, s.cfg.RefreshInterval/8)
 }
 
 // maxBackoff caps the wait between attempts while fetches fail, so that a
