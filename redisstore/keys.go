@@ -6,6 +6,13 @@
 // [Keys] is the shared key cache of [jwks.Config.Shared]. It is transport
 // only: the jwks package seals what it stores, so a Redis writer without
 // the cluster secret cannot plant keys.
+//
+// [Revocations] is a [revoke.Store] whose revocations reach every
+// instance: each keeps a local replica ([revoke.List]) that answers the
+// verifier from memory, kept current by pub/sub and resynced from Redis on
+// every (re)connect. Its records are not sealed: a Redis writer can add
+// revocations (refusing valid tokens) but cannot remove one an instance
+// holds.
 package redisstore
 
 import (

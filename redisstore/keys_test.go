@@ -25,7 +25,7 @@ import (
 
 var secret = []byte("cluster-secret-cluster-secret-32")
 
-func newClient(t *testing.T, srv *redistest.Server) redis.UniversalClient {
+func newKeysClient(t *testing.T, srv *redistest.Server) redis.UniversalClient {
 	t.Helper()
 	c := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{srv.Addr}, Password: srv.Password,
@@ -57,7 +57,7 @@ func instances(t *testing.T, n int, srv *redistest.Server, idp *keycloaktest.Ser
 		cfg := jwks.Config{
 			Issuer:        idp.Issuer(),
 			HTTPClient:    &http.Client{Timeout: 5 * time.Second},
-			Shared:        redisstore.NewKeys(newClient(t, srv), "test:", 200*time.Millisecond),
+			Shared:        redisstore.NewKeys(newKeysClient(t, srv), "test:", 200*time.Millisecond),
 			SharedSecret:  secret,
 			SharedTimeout: 300 * time.Millisecond,
 		}
@@ -94,7 +94,7 @@ func sum(srcs []*jwks.Source, f func(jwks.Status) uint64) uint64 {
 
 func TestKeys(t *testing.T) {
 	srv := redistest.Start(t)
-	k := redisstore.NewKeys(newClient(t, srv), "p:", 0)
+	k := redisstore.NewKeys(newKeysClient(t, srv), "p:", 0)
 	ctx := context.Background()
 
 	got := make(chan string, 10)
@@ -240,7 +240,7 @@ func TestClusterTampered(t *testing.T) {
 	srv := redistest.Start(t)
 	idp := keycloaktest.New(t, keycloaktest.Config{})
 	srcs := instances(t, n, srv, idp, func(c *jwks.Config) { c.RefreshInterval = time.Hour })
-	c := newClient(t, srv)
+	c := newKeysClient(t, srv)
 	key := entryKey(t, c)
 	ctx := context.Background()
 	b, err := c.Get(ctx, key).Bytes()
