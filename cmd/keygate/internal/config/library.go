@@ -1,10 +1,12 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
@@ -19,11 +21,23 @@ import (
 // the line.
 
 // SourceConfig returns the [jwks.Config] of c, with what a file cannot
-// hold: the HTTP client (nil: one with keys.timeout) and the logger.
-func (c Config) SourceConfig(client *http.Client, log *slog.Logger) jwks.Config {
+// hold: the HTTP client (nil: one with keys.timeout) and the logger. In
+// cluster mode, shared is the store of the shared key cache (nil: each
+// instance fetches on its own, as keygate token verify does).
+func (c Config) SourceConfig(client *http.Client, log *slog.Logger, shared jwks.SharedCache) jwks.Config {
 	if client == nil && c.Keys.Timeout > 0 {
 		client = &http.Client{Timeout: c.Keys.Timeout}
 	}
+	sc := c.sourceConfig(client, log)
+	if shared != nil && c.Cluster != nil {
+		sc.Shared = shared
+		sc.SharedSecret = []byte(c.Cluster.Secret)
+		sc.SharedTimeout = c.Cluster.Redis.Timeout
+	}
+	return sc
+}
+
+func (c Config) sourceConfig(client *http.Client, log *slog.Logger) jwks.Config {
 	return jwks.Config{
 		Issuer:             c.Issuer,
 		URL:                c.JWKSURL,
@@ -70,7 +84,8 @@ func (c Config) MiddlewareConfig(v httpauth.Verifier, p *authz.Policy) httpauth.
 var libraryKeys = map[string]string{
 	"jwks.Issuer": "issuer", "jwks.URL": "jwks_url",
 	"jwks.RefreshInterval": "keys.refresh_interval", "jwks.MinRefetchInterval": "keys.min_refetch_interval",
-	"jwks.MaxStale":  "keys.max_stale",
+	"jwks.MaxStale":     "keys.max_stale",
+	"jwks.SharedSecret": "cluster.secret", "jwks.SharedTimeout": "cluster.redis.timeout",
 	"keygate.Issuer": "issuer", "keygate.Audiences": "audiences", "keygate.Algorithms": "verify.algorithms",
 	"keygate.AuthorizedParties": "authorized_parties",
 	"httpauth.Realm":            "realm", "httpauth.ExtraMethods": "extra_methods",
@@ -81,6 +96,7 @@ var libraryKeys = map[string]string{
 var yamlNames = strings.NewReplacer(
 	"InsecureSkipAudienceCheck", "insecure_skip_audience_check: true",
 	"InsecureAllowHTTP", "keys.insecure_allow_http: true",
+	"Shared needs", "cluster mode needs",
 )
 
 // libraryChecks runs the constructors of the libraries on c and reports
@@ -120,7 +136,11 @@ func (v *validator) libraryChecks(c Config) {
 	// phrased for the file's reader (the exact iss, not "or a URL").
 	_, err := keygate.NewVerifier(c.VerifierConfig(jwks.StaticSet(), nil))
 	report("keygate", err)
-	src, err := jwks.NewSource(c.SourceConfig(nil, nil))
+	var shared jwks.SharedCache
+	if c.Cluster != nil {
+		shared = noShared{} // so that jwks checks the cluster secret
+	}
+	src, err := jwks.NewSource(c.SourceConfig(nil, nil, shared))
 	report("jwks", err)
 	if src != nil {
 		src.Close() // never started: nothing runs
@@ -128,3 +148,13 @@ func (v *validator) libraryChecks(c Config) {
 	_, err = httpauth.New(c.MiddlewareConfig(noVerifier{}, nil))
 	report("httpauth", err)
 }
+
+// noShared stands for the Redis store when Validate hands the source
+// configuration to jwks.NewSource, which does no I/O.
+type noShared struct{}
+
+func (noShared) Get(context.Context, string) ([]byte, error)                   { return nil, nil }
+func (noShared) Set(context.Context, string, []byte, time.Duration) error      { return nil }
+func (noShared) TryLease(context.Context, string, time.Duration) (bool, error) { return false, nil }
+func (noShared) Publish(context.Context, string) error                         { return nil }
+func (noShared) Subscribe(context.Context, func(string)) error                 { return nil }

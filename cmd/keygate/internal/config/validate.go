@@ -15,6 +15,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/jwks"
 )
 
 // Validate checks a Config built in Go; see [File.Validate].
@@ -285,9 +286,9 @@ func (noVerifier) Verify(context.Context, string) (*keygate.Principal, error) {
 	return nil, errors.New("config: no verifier")
 }
 
-// MinSecretLength is the shortest cluster.secret and
-// revocation.admin_token accepted, in bytes: 256 bits of a random string.
-const MinSecretLength = 32
+// MinSecretLength is the shortest revocation.admin_token accepted, in
+// bytes, as jwks.MinSharedSecret is for cluster.secret.
+const MinSecretLength = jwks.MinSharedSecret
 
 // cluster checks the cluster block.
 func (v *validator) cluster(cl *Cluster) {
@@ -340,12 +341,7 @@ func (v *validator) cluster(cl *Cluster) {
 	if strings.ContainsAny(cl.KeyPrefix, " \t\r\n") {
 		v.add("cluster.key_prefix", "cluster.key_prefix %q holds white space", cl.KeyPrefix)
 	}
-	switch {
-	case cl.Secret == "":
-		v.add("cluster.secret", "cluster.secret is missing; set it to the same random string of at least %d bytes on every instance, as ${ENV_VAR} (such as the output of openssl rand -base64 48)", MinSecretLength)
-	case len(cl.Secret) < MinSecretLength:
-		v.add("cluster.secret", "cluster.secret is %d bytes; use at least %d (such as the output of openssl rand -base64 48)", len(cl.Secret), MinSecretLength)
-	}
+	// The secret's length is checked by jwks (see libraryChecks).
 }
 
 // revocation checks the revocation block.

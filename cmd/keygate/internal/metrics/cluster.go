@@ -61,8 +61,8 @@ func (m *Metrics) RevocationApplied(lag time.Duration) {
 var (
 	descRevResyncs = prometheus.NewDesc("keygate_revocation_resyncs_total",
 		"Full reads of the revocation set from Redis: at start and after each reconnect.", nil, nil)
-	descRevErrors = prometheus.NewDesc("keygate_redis_errors_total",
-		"Failed Redis calls, by component.", []string{"component"}, nil)
+	descRevErrors = prometheus.NewDesc("keygate_revocation_redis_errors_total",
+		"Failed Redis calls of the revocation store; revocations stay local until Redis is back.", nil, nil)
 	descRevPending = prometheus.NewDesc("keygate_revocations_pending",
 		"Revocations recorded here while Redis was unreachable, waiting to be sent.", nil, nil)
 )
@@ -81,6 +81,6 @@ func (c *revocationCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *revocationCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.stats()
 	ch <- prometheus.MustNewConstMetric(descRevResyncs, prometheus.CounterValue, float64(st.Resyncs))
-	ch <- prometheus.MustNewConstMetric(descRevErrors, prometheus.CounterValue, float64(st.Errors), "revocations")
+	ch <- prometheus.MustNewConstMetric(descRevErrors, prometheus.CounterValue, float64(st.Errors))
 	ch <- prometheus.MustNewConstMetric(descRevPending, prometheus.GaugeValue, float64(st.Pending))
 }

@@ -159,7 +159,8 @@ type keyCollector struct {
 }
 
 func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFetches, descFailures, descKidFetches, descReady, descKeys, descSkipped, descAge, descLastSuccess} {
+	for _, d := range []*prometheus.Desc{descFetches, descFailures, descKidFetches, descReady, descKeys, descSkipped, descAge, descLastSuccess,
+		descProviderFetches, descSharedHits, descLeaseWins, descSharedAuth, descSharedErrors} {
 		ch <- d
 	}
 }
@@ -182,7 +183,25 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.GaugeValue, float64(unusable(st.Skipped)))
 	ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, st.Age(c.now()).Seconds())
 	ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, last)
+	ch <- prometheus.MustNewConstMetric(descProviderFetches, prometheus.CounterValue, float64(st.ProviderFetches))
+	ch <- prometheus.MustNewConstMetric(descSharedHits, prometheus.CounterValue, float64(st.SharedHits))
+	ch <- prometheus.MustNewConstMetric(descLeaseWins, prometheus.CounterValue, float64(st.LeaseWins))
+	ch <- prometheus.MustNewConstMetric(descSharedAuth, prometheus.CounterValue, float64(st.SharedAuthFailures))
+	ch <- prometheus.MustNewConstMetric(descSharedErrors, prometheus.CounterValue, float64(st.SharedErrors))
 }
+
+var (
+	descProviderFetches = prometheus.NewDesc("keygate_jwks_provider_fetches_total",
+		"Key set requests this instance sent to the provider (discovery excluded); in cluster mode most instances send none.", nil, nil)
+	descSharedHits = prometheus.NewDesc("keygate_jwks_shared_hits_total",
+		"Key sets installed from the cluster's shared copy in Redis instead of the provider.", nil, nil)
+	descLeaseWins = prometheus.NewDesc("keygate_jwks_lease_wins_total",
+		"Times this instance won the cluster lease to fetch from the provider.", nil, nil)
+	descSharedAuth = prometheus.NewDesc("keygate_jwks_shared_auth_failures_total",
+		"Shared key set documents ignored because their HMAC did not verify under cluster.secret (or they were for another issuer).", nil, nil)
+	descSharedErrors = prometheus.NewDesc("keygate_jwks_shared_errors_total",
+		"Failed or timed-out calls to the shared key cache (Redis); each falls back to fetching on this instance.", nil, nil)
+)
 
 var _ prometheus.Collector = (*keyCollector)(nil)
 

@@ -40,6 +40,17 @@ type keysStatus struct {
 	Fetches     uint64     `json:"fetches"`
 	Failures    uint64     `json:"failures"`
 	KidFetches  uint64     `json:"kid_fetches"`
+	// Shared is the shared key cache's part, in cluster mode only.
+	Shared *sharedKeysStatus `json:"shared,omitempty"`
+}
+
+type sharedKeysStatus struct {
+	ProviderFetches uint64 `json:"provider_fetches"`
+	Hits            uint64 `json:"hits"`
+	LeaseWins       uint64 `json:"lease_wins"`
+	AuthFailures    uint64 `json:"auth_failures"`
+	Errors          uint64 `json:"errors"`
+	LastError       string `json:"last_error,omitempty"`
 }
 
 // serveReady answers 200 when a usable key set is held and 503 otherwise,
@@ -62,6 +73,13 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		ks.LastError = st.LastError.Error()
 		t := st.LastErrorAt.UTC()
 		ks.LastErrorAt = &t
+	}
+	if s.cluster.redis != nil {
+		ks.Shared = &sharedKeysStatus{ProviderFetches: st.ProviderFetches, Hits: st.SharedHits,
+			LeaseWins: st.LeaseWins, AuthFailures: st.SharedAuthFailures, Errors: st.SharedErrors}
+		if st.SharedError != nil {
+			ks.Shared.LastError = clipValue(st.SharedError.Error())
+		}
 	}
 	status := http.StatusOK
 	if !st.Ready {

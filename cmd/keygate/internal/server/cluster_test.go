@@ -195,6 +195,23 @@ func TestClusterRevocation(t *testing.T) {
 	}
 	a, _ := start(t, cfg)
 	b, _ := start(t, cfg)
+	// One instance fetched the keys from the provider; the other took
+	// them from Redis.
+	if n := iss.Requests(keycloaktest.EndpointCerts); n != 1 {
+		t.Errorf("the provider's JWKS was fetched %d times by two instances; want 1 (shared through Redis)", n)
+	}
+	_, ready := do(t, "GET", "http://"+b.AdminAddr().String()+"/readyz")
+	var rz struct {
+		JWKS struct {
+			Shared *struct {
+				ProviderFetches uint64 `json:"provider_fetches"`
+				Hits            uint64 `json:"hits"`
+			} `json:"shared"`
+		} `json:"jwks"`
+	}
+	if err := json.Unmarshal([]byte(ready), &rz); err != nil || rz.JWKS.Shared == nil {
+		t.Errorf("/readyz of b = %s; want jwks.shared", ready)
+	}
 	alice := iss.MustMint(t, keycloaktest.Token{Client: "app", User: "alice", SessionID: "s-a"})
 	for _, s := range []string{a.URL(), b.URL()} {
 		if code, _ := statusOf(t, s, "/x", alice); code != 200 {

@@ -133,7 +133,11 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 			s.cluster.close()
 		}
 	}()
-	s.keys, err = jwks.NewSource(cfg.SourceConfig(opts.KeysClient, log.With("component", "jwks")))
+	var shared jwks.SharedCache
+	if s.cluster.redis != nil {
+		shared = redisstore.NewKeys(s.cluster.redis, cfg.Cluster.KeyPrefix, cfg.Cluster.Redis.Timeout)
+	}
+	s.keys, err = jwks.NewSource(cfg.SourceConfig(opts.KeysClient, log.With("component", "jwks"), shared))
 	if err != nil {
 		return nil, err
 	}

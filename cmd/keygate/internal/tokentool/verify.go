@@ -65,7 +65,7 @@ func Verify(ctx context.Context, w io.Writer, raw string, o VerifyOptions) (bool
 	var sc jwks.Config
 	var vc keygate.Config
 	if c := o.Config; c != nil {
-		sc = c.SourceConfig(o.HTTPClient, nil)
+		sc = c.SourceConfig(o.HTTPClient, nil, nil)
 		vc = c.VerifierConfig(nil, nil)
 	} else {
 		if o.Issuer == "" {
