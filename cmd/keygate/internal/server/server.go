@@ -79,8 +79,13 @@ type Server struct {
 	strip  headerSet
 	owned  headerSet
 	faPath string
-	proxy  *httputil.ReverseProxy // nil without upstream
-	tls    *tls.Config
+	// proxy is the template of every proxyCall (nil without upstream);
+	// calls pools them. Requests are proxied through a call, never
+	// through proxy itself.
+	proxy    *httputil.ReverseProxy
+	calls    sync.Pool
+	upstream *url.URL
+	tls      *tls.Config
 
 	handler http.Handler
 	admin   http.Handler
@@ -141,7 +146,9 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.upstream = u
 		s.proxy = s.newProxy(u, opts.Transport)
+		s.calls.New = func() any { return s.newCall() }
 	}
 	if cfg.ForwardAuth != nil {
 		s.faPath = cfg.ForwardAuth.Path
