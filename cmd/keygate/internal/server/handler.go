@@ -46,7 +46,9 @@ const (
 // decide runs the access decision for the request r stands for, records
 // it and, on refusal, logs it.
 func (s *Server) decide(r *http.Request, mode, method string, u *url.URL) (*keygate.Principal, *httpauth.Error) {
-	start := time.Now()
+	// Two readings of the monotonic clock: time.Now would read the
+	// wall clock too, which a duration does not need.
+	start := time.Since(s.epoch)
 	p, err := s.auth.Authorize(r, method, u)
 	var e *httpauth.Error
 	if err != nil && !errors.As(err, &e) {
@@ -54,7 +56,7 @@ func (s *Server) decide(r *http.Request, mode, method string, u *url.URL) (*keyg
 		// the request is still refused.
 		e = &httpauth.Error{Status: http.StatusUnauthorized, Description: "a bearer token is required", Err: err}
 	}
-	s.record(r.Context(), mode, method, u.Path, e, time.Since(start))
+	s.record(r.Context(), mode, method, u.Path, e, time.Since(s.epoch)-start)
 	return p, e
 }
 

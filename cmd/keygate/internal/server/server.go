@@ -86,6 +86,7 @@ type Server struct {
 	calls    sync.Pool
 	upstream *url.URL
 	tls      *tls.Config
+	epoch    time.Time // when New ran; decisions are timed as time.Since(epoch)
 
 	handler http.Handler
 	admin   http.Handler
@@ -112,7 +113,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), headers: newIdentity(cfg.IdentityHeaders)}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), headers: newIdentity(cfg.IdentityHeaders), epoch: time.Now()}
 	s.strip = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames(), cfg.StripHeaders, forwardAuthInputs())
 	s.owned = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames())
 
