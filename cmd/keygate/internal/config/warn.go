@@ -3,8 +3,8 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"

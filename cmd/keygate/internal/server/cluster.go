@@ -19,7 +19,7 @@ import (
 // clusterParts are what cluster mode and revocation add to a Server: all
 // nil or zero when the configuration has neither block.
 type clusterParts struct {
-	redis      redis.UniversalClient    // nil without cluster
+	redis      redis.UniversalClient   // nil without cluster
 	sharedRevs *redisstore.Revocations // nil without cluster or revocation
 	localRevs  *revoke.List            // nil with cluster or without revocation
 }

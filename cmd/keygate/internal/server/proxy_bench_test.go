@@ -1,10 +1,17 @@
 package server_test
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,4 +148,118 @@ func (b *benchPool) Put(buf []byte) { b.p.Put(&buf) }
 func serveOne(h http.Handler, w *discardWriter, r *http.Request) {
 	clear(w.h)
 	h.ServeHTTP(w, r)
+}
+
+// BenchmarkServeLoopback measures one proxied request over loopback, as
+// bench-proxy does but in one process and on one keep-alive connection:
+// "bare" is the bare proxy behind an http.Server with default settings
+// (what proxyload -bare runs), "keygate" is keygate's server as Start
+// runs it (its timeouts, connection limit and upstream transport) with
+// one token. The client reads raw HTTP/1.1 and allocates nothing, and
+// the upstream is the same for both, so the difference between the two
+// in B/op and allocs/op is what keygate's whole request path adds,
+// the listener and transport settings included: the garbage that makes
+// the collector run more often under load.
+func BenchmarkServeLoopback(b *testing.B) {
+	iss := keycloaktest.New(b, keycloaktest.Config{
+		OmitDefaultRoles: true,
+		Clients: []keycloaktest.Client{{ID: "svc", Secret: "s", ServiceAccount: true,
+			Audiences: []string{"bench-api"}, ServiceAccountRealmRoles: []string{"user"}}},
+	})
+	tok := iss.MustMint(b, keycloaktest.Token{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	b.Cleanup(up.Close)
+	target, _ := url.Parse(up.URL)
+
+	bare := func() string {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 256
+		s := httptest.NewServer(&httputil.ReverseProxy{Transport: t, BufferPool: &benchPool{}, Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		}})
+		b.Cleanup(s.Close)
+		return s.Listener.Addr().String()
+	}
+	keygate := func() string {
+		s, err := server.New(config.Config{
+			Listen:    "127.0.0.1:0",
+			Upstream:  up.URL,
+			Issuer:    iss.Issuer(),
+			Audiences: []string{"bench-api"},
+			Access:    &authz.Config{Default: authz.Authenticated()},
+		}, server.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Shutdown(b.Context()) })
+		<-s.KeysReady()
+		return s.Addr().String()
+	}
+	for _, c := range []struct {
+		name string
+		addr func() string
+	}{{"bare", bare}, {"keygate", keygate}} {
+		b.Run(c.name, func(b *testing.B) {
+			conn, err := net.Dial("tcp", c.addr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			req := []byte("GET /api/orders/42?page=2 HTTP/1.1\r\nHost: keygate.test\r\nUser-Agent: wrk\r\nAuthorization: Bearer " + tok + "\r\n\r\n")
+			br := bufio.NewReader(conn)
+			roundTrip := func() {
+				if _, err := conn.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if status, err := readResponse(br); err != nil || status != "200" {
+					b.Fatalf("status %q, error %v", status, err)
+				}
+			}
+			for range 100 { // warm: connections, pools, the token cache
+				roundTrip()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				roundTrip()
+			}
+		})
+	}
+}
+
+// readResponse reads one HTTP/1.1 response with a Content-Length from br
+// and returns its status code, without allocating.
+func readResponse(br *bufio.Reader) (status string, err error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return "", err
+	}
+	if len(line) < 12 {
+		return "", fmt.Errorf("status line %q", line)
+	}
+	code := [3]byte(line[9:12])
+	n := -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return "", err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	if n < 0 {
+		return "", errors.New("no Content-Length")
+	}
+	if _, err := br.Discard(n); err != nil {
+		return "", err
+	}
+	return string(code[:]), nil
 }

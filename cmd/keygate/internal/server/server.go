@@ -39,10 +39,10 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/backchannel"
 	"github.com/keygate/keygate/cmd/keygate/internal/config"
 	"github.com/keygate/keygate/cmd/keygate/internal/metrics"
 	"github.com/keygate/keygate/httpauth"
-	"github.com/keygate/keygate/backchannel"
 	"github.com/keygate/keygate/jwks"
 	"github.com/keygate/keygate/redisstore"
 	"github.com/keygate/keygate/revoke"
@@ -82,7 +82,14 @@ type Server struct {
 	strip  headerSet
 	owned  headerSet
 	faPath string
-	proxy  *httputil.ReverseProxy // nil without upstream
+	// proxy is the template of every proxyCall (nil without upstream);
+	// calls pools them. Requests are proxied through a call, never
+	// through proxy itself.
+	proxy    *httputil.ReverseProxy
+	calls    sync.Pool
+	upstream *url.URL
+	tls      *tls.Config
+	epoch    time.Time // when New ran; decisions are timed as time.Since(epoch)
 
 	// cluster holds the Redis client and revocation store. revocations
 	// is the store as the admin endpoint and the logout receiver use it
@@ -92,7 +99,6 @@ type Server struct {
 	revocations revoke.Store
 	logout      http.Handler
 	logoutPath  string
-	tls    *tls.Config
 
 	handler http.Handler
 	admin   http.Handler
@@ -119,7 +125,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), headers: newIdentity(cfg.IdentityHeaders)}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), headers: newIdentity(cfg.IdentityHeaders), epoch: time.Now()}
 	s.strip = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames(), cfg.StripHeaders, forwardAuthInputs())
 	s.owned = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames())
 
@@ -185,7 +191,9 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.upstream = u
 		s.proxy = s.newProxy(u, opts.Transport)
+		s.calls.New = func() any { return s.newCall() }
 	}
 	if cfg.ForwardAuth != nil {
 		s.faPath = cfg.ForwardAuth.Path
