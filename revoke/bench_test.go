@@ -3,6 +3,7 @@ package revoke_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,6 +144,76 @@ func BenchmarkVerifyCached(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// mutexSet is the revocation set one would write first: three maps
+// behind a sync.RWMutex. BenchmarkRevokedParallel compares List with it
+// and with sync.Map, every core reading at once, as requests do.
+type mutexSet struct {
+	mu              sync.RWMutex
+	sids, subs, jti map[string]time.Time
+}
+
+func (m *mutexSet) Revoked(p *keygate.Principal) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if _, ok := m.sids[p.SessionID]; ok {
+		return true
+	}
+	if before, ok := m.subs[p.Subject]; ok && p.IssuedAt.Before(before) {
+		return true
+	}
+	_, ok := m.jti[p.JWTID]
+	return ok
+}
+
+type syncMapSet struct{ sids, subs, jti sync.Map }
+
+func (m *syncMapSet) Revoked(p *keygate.Principal) bool {
+	if _, ok := m.sids.Load(p.SessionID); ok {
+		return true
+	}
+	if before, ok := m.subs.Load(p.Subject); ok && p.IssuedAt.Before(before.(time.Time)) {
+		return true
+	}
+	_, ok := m.jti.Load(p.JWTID)
+	return ok
+}
+
+func BenchmarkRevokedParallel(b *testing.B) {
+	const n = 10000
+	miss := &keygate.Principal{
+		SessionID: "5b1d2c7e-8f0a-4c1b-9d3e-2a4f6b8c0d1e", Subject: "9f8e7d6c-5b4a-4321-8fed-cba987654321",
+		JWTID: "onrtac:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", IssuedAt: time.Now(),
+	}
+	ms := &mutexSet{sids: map[string]time.Time{}, subs: map[string]time.Time{}, jti: map[string]time.Time{}}
+	sm := &syncMapSet{}
+	later := time.Now().Add(time.Hour)
+	for i := range n {
+		v := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+		m := [...]map[string]time.Time{ms.sids, ms.subs, ms.jti}[i%3]
+		m[v] = later
+		[...]*sync.Map{&sm.sids, &sm.subs, &sm.jti}[i%3].Store(v, later)
+	}
+	for _, c := range []struct {
+		name string
+		set  keygate.Revocations
+	}{
+		{"List", filled(b, n, true)},
+		{"RWMutex+maps", ms},
+		{"sync.Map", sm},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if c.set.Revoked(miss) {
+						b.Fatal("wrong answer")
+					}
+				}
+			})
 		})
 	}
 }

@@ -370,4 +370,52 @@ func TestExampleConfig(t *testing.T) {
 	if ws := f.Warnings(); len(ws) > 0 {
 		t.Errorf("the example has warnings:\n%v", ws)
 	}
+
+	f, err = config.ReadFile("../../../../examples/cluster.yaml", env(map[string]string{
+		"KEYGATE_REDIS_PASSWORD": "pw", "KEYGATE_CLUSTER_SECRET": strings.Repeat("s", 48),
+		"KEYGATE_ADMIN_TOKEN": strings.Repeat("a", 48),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ws := f.Warnings(); len(ws) > 0 {
+		t.Errorf("examples/cluster.yaml has warnings:\n%v", ws)
+	}
+	if c := f.Config; c.Cluster == nil || c.Revocation == nil || c.Revocation.BackchannelLogout == nil || c.Revocation.AdminToken == "" {
+		t.Errorf("examples/cluster.yaml lost its cluster or revocation blocks: %+v", c)
+	}
+}
+
+// TestDocsSnippets loads and validates every yaml block of docs/config.md,
+// on top of a minimal file when the block has no issuer of its own, so
+// that the reference never shows a configuration keygate refuses.
+func TestDocsSnippets(t *testing.T) {
+	doc, err := os.ReadFile("../../../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := env(map[string]string{
+		"KEYGATE_REDIS_PASSWORD": "pw", "KEYGATE_CLUSTER_SECRET": strings.Repeat("s", 48),
+		"KEYGATE_ADMIN_TOKEN": strings.Repeat("a", 48),
+	})
+	blocks := strings.Split(string(doc), "```yaml\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("docs/config.md has %d yaml blocks; want at least 3", len(blocks))
+	}
+	for i, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		if !strings.Contains(b, "issuer:") {
+			b = valid + b
+		}
+		f, err := config.Load("config.md", []byte(b), vars)
+		if err == nil {
+			err = f.Validate()
+		}
+		if err != nil {
+			t.Errorf("yaml block %d of docs/config.md: %v\n%s", i+1, err, b)
+		}
+	}
 }
