@@ -21,27 +21,10 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
   echo "== proxies: installing ${missing[*]} from Debian's packages"
-  policy=/usr/sbin/policy-rc.d
-  made_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod 755 "$policy"
-    made_policy=1
-  fi
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if ((made_policy)); then "${sudo[@]}" rm -f "$policy"; fi
-  # If a service started anyway (a policy-rc.d that allows it), stop it
-  # by its unit or pid file: the tests need no system server, and none may
-  # listen beyond loopback.
-  if [ -d /run/systemd/system ]; then
-    "${sudo[@]}" systemctl stop nginx caddy 2>/dev/null || true
-  elif [ -s /run/nginx.pid ]; then
-    "${sudo[@]}" kill "$(cat /run/nginx.pid)" 2>/dev/null || true
-  fi
+  # shellcheck source=scripts/debian.sh
+  . scripts/debian.sh
+  debian_install "nginx caddy" "/run/nginx.pid" "${missing[@]}"
 fi
 echo "== proxies: $(nginx -v 2>&1), caddy $(caddy version | head -n1), $(python3 --version), node $(node --version)"
 
