@@ -271,14 +271,20 @@ func (r *Revocations) Revoke(ctx context.Context, rev revoke.Revocation) error {
 // IssuedBefore, Expires and At win, as in revoke.List), indexes it by
 // expiry, drops up to 100 expired entries and publishes the merged
 // record. KEYS: hash, expiry set. ARGV: field, record, channel, now (ms).
+// A record in the hash that is not ours (not JSON, or a time that is not
+// a number) is replaced, not merged: otherwise the script would fail for
+// that field for ever, and the revocation would never reach Redis.
 const revokeScript = `
 local new = cjson.decode(ARGV[2])
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur then
-  local old = cjson.decode(cur)
-  if old.ib > new.ib then new.ib = old.ib end
-  if old.exp > new.exp then new.exp = old.exp end
-  if old.at > new.at then new.at = old.at; new.src = old.src; new.o = old.o end
+local ok, old = false, nil
+if cur then ok, old = pcall(cjson.decode, cur) end
+if ok and type(old) == 'table' then
+  if type(old.ib) == 'number' and old.ib > new.ib then new.ib = old.ib end
+  if type(old.exp) == 'number' and old.exp > new.exp then new.exp = old.exp end
+  if type(old.at) == 'number' and old.at > new.at and type(old.src) == 'string' and type(old.o) == 'string' then
+    new.at = old.at; new.src = old.src; new.o = old.o
+  end
 end
 local rec = cjson.encode(new)
 redis.call('HSET', KEYS[1], ARGV[1], rec)

@@ -1,0 +1,52 @@
+package redisstore_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/redisstore"
+	"github.com/keygate/keygate/revoke"
+)
+
+// TestRevocationsPoisonedRecord: a record in the hash that is not one of
+// ours (garbage written by a Redis writer, or by another version) must not
+// stop revocations of the same value from reaching Redis, nor stop the
+// instance from reading the set on its next resync.
+func TestRevocationsPoisonedRecord(t *testing.T) {
+	ctx := context.Background()
+	for _, rec := range []string{"not json", `{}`, `{"k":"sub","v":"victim"}`, `[]`, `{"ib":"x","exp":{},"at":null}`} {
+		t.Run(rec, func(t *testing.T) {
+			srv := redistest.Start(t)
+			c := newClient(t, srv)
+			hash := redisstore.DefaultPrefix + "{revocations}"
+			if err := c.HSet(ctx, hash, "sub:victim", rec).Err(); err != nil {
+				t.Fatal(err)
+			}
+			a := startRevocations(t, srv, redisstore.RevocationsOptions{})
+			if err := a.Revoke(ctx, revoke.Revocation{Kind: revoke.Subject, Value: "victim"}); err != nil {
+				t.Errorf("Revoke over a poisoned record = %v; want it recorded in Redis", err)
+			}
+			// Another instance, started later, learns it from Redis.
+			b := startRevocations(t, srv, redisstore.RevocationsOptions{})
+			if !b.Revoked(&keygate.Principal{Subject: "victim", IssuedAt: time.Now().Add(-time.Minute)}) {
+				t.Errorf("a later instance does not hold the revocation made over a poisoned record")
+			}
+			// A pending revocation that cannot be written must not stop a
+			// resync from reading the set.
+			if err := c.HSet(ctx, hash, "sid:other", `{"k":"sid","v":"other","ib":0,"at":1,"exp":`+
+				strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)+`,"src":"x","o":"y"}`).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Resync(ctx); err != nil {
+				t.Errorf("Resync = %v; want the set read", err)
+			}
+			if !a.Revoked(&keygate.Principal{SessionID: "other"}) {
+				t.Errorf("resync did not read the set")
+			}
+		})
+	}
+}
