@@ -430,22 +430,33 @@ func (r *Revocations) run(ctx context.Context, ps *redis.PubSub) {
 }
 
 // resyncOnce sends the pending revocations and reads the whole set from
-// Redis into the replica. It reports whether it succeeded.
+// Redis into the replica. It reports whether the set was read: pending
+// revocations Redis refused stay queued for the next resync, and do not
+// make the subscriber read the whole set again at every idle tick.
 func (r *Revocations) resyncOnce(ctx context.Context) bool {
-	if err := r.Resync(ctx); err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("revocation resync failed", "err", err)
+	sendErr, readErr := r.resync(ctx)
+	if ctx.Err() == nil {
+		if sendErr != nil {
+			r.log.Warn("pending revocations not sent", "err", sendErr)
 		}
-		return false
+		if readErr != nil {
+			r.log.Warn("revocation resync failed", "err", readErr)
+		}
 	}
-	return true
+	return readErr == nil
 }
 
 // Resync sends the revocations Redis missed and reads every revocation
 // in Redis into the local replica, each call within the Timeout. The
 // subscriber does it at start and after every reconnect; callers need
-// not.
+// not. The set is read even when sending fails; the revocations not sent
+// stay queued. The error reports either failure.
 func (r *Revocations) Resync(ctx context.Context) error {
+	sendErr, readErr := r.resync(ctx)
+	return errors.Join(sendErr, readErr)
+}
+
+func (r *Revocations) resync(ctx context.Context) (sendErr, readErr error) {
 	r.mu.Lock()
 	pending := r.pending
 	r.pending = nil
@@ -456,7 +467,8 @@ func (r *Revocations) Resync(ctx context.Context) error {
 			r.mu.Lock()
 			r.pending = append(pending[i:len(pending):len(pending)], r.pending...)
 			r.mu.Unlock()
-			return fmt.Errorf("redisstore: send pending revocations: %w", err)
+			sendErr = fmt.Errorf("redisstore: send pending revocations: %w", err)
+			break
 		}
 	}
 	var cursor uint64
@@ -466,7 +478,7 @@ func (r *Revocations) Resync(ctx context.Context) error {
 		cancel()
 		if err != nil {
 			r.errs.Add(1)
-			return fmt.Errorf("redisstore: read revocations: %w", err)
+			return sendErr, fmt.Errorf("redisstore: read revocations: %w", err)
 		}
 		for i := 1; i < len(kv); i += 2 {
 			if _, err := r.decodeApply(kv[i]); err != nil {
@@ -479,7 +491,7 @@ func (r *Revocations) Resync(ctx context.Context) error {
 		}
 	}
 	r.resyncs.Add(1)
-	return nil
+	return sendErr, nil
 }
 
 // apply applies a published message, and reports another instance's

@@ -50,3 +50,31 @@ func TestRevocationsPoisonedRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestRevocationsResyncPastRefusedPending: a pending revocation that
+// Redis refuses (here the expiry index is not a sorted set) does not stop
+// a resync from reading the revocations of the other instances.
+func TestRevocationsResyncPastRefusedPending(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	a := startRevocations(t, srv, redisstore.RevocationsOptions{})
+	expiry := redisstore.DefaultPrefix + "{revocations}:expiry"
+	if err := c.Set(ctx, expiry, "not a sorted set", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Revoke(ctx, revoke.Revocation{Kind: revoke.Session, Value: "refused"}); err == nil {
+		t.Fatal("Revoke succeeded with the expiry index broken; the test needs a refused write")
+	}
+	if err := c.HSet(ctx, redisstore.DefaultPrefix+"{revocations}", "sid:other", `{"k":"sid","v":"other","ib":0,"at":1,"exp":`+
+		strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)+`,"src":"x","o":"y"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.Resync(ctx)
+	if !a.Revoked(&keygate.Principal{SessionID: "other"}) {
+		t.Errorf("a resync with a refused pending revocation did not read the set")
+	}
+	if !a.Revoked(&keygate.Principal{SessionID: "refused"}) {
+		t.Errorf("the refused revocation is not held locally")
+	}
+}
