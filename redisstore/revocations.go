@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +133,7 @@ type Revocations struct {
 	expiry  string
 	channel string
 	script  *redis.Script
+	scan    *redis.Script
 
 	received, applied, resyncs, errs atomic.Uint64
 	lastLag                          atomic.Int64
@@ -175,6 +177,7 @@ func NewRevocations(client redis.UniversalClient, opts RevocationsOptions) *Revo
 		expiry:  opts.Prefix + "{revocations}:expiry",
 		channel: opts.Prefix + "revocations",
 		script:  redis.NewScript(revokeScript),
+		scan:    redis.NewScript(scanScript),
 	}
 }
 
@@ -295,6 +298,38 @@ if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
 redis.call('PUBLISH', ARGV[3], rec)
 return 1
 `
+
+// scanScript is one HSCAN step (COUNT 500) over KEYS[1] from cursor
+// ARGV[1], with each field cut to 64 bytes and each value longer than
+// ARGV[2] bytes replaced by "": a record planted in the hash is not sent
+// whole to every instance at every resync. It returns {cursor, {field,
+// value, ...}}.
+const scanScript = `
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', 500)
+local kv, max = r[2], tonumber(ARGV[2])
+for i = 1, #kv, 2 do
+  kv[i] = string.sub(kv[i], 1, 64)
+  if #kv[i+1] > max then kv[i+1] = '' end
+end
+return r
+`
+
+// scanReply decodes scanScript's reply.
+func scanReply(res []any) (kv []string, cursor uint64, err error) {
+	if len(res) != 2 {
+		return nil, 0, fmt.Errorf("scan reply of %d elements", len(res))
+	}
+	c, _ := res[0].(string)
+	if cursor, err = strconv.ParseUint(c, 10, 64); err != nil {
+		return nil, 0, fmt.Errorf("scan cursor %q: %w", cut(c), err)
+	}
+	elems, _ := res[1].([]any)
+	kv = make([]string, len(elems))
+	for i, e := range elems {
+		kv[i], _ = e.(string)
+	}
+	return kv, cursor, nil
+}
 
 // publish runs revokeScript for rev, within the Timeout.
 func (r *Revocations) publish(ctx context.Context, rev revoke.Revocation) error {
@@ -474,8 +509,13 @@ func (r *Revocations) resync(ctx context.Context) (sendErr, readErr error) {
 	var cursor uint64
 	for {
 		cctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-		kv, next, err := r.client.HScan(cctx, r.hash, cursor, "", 500).Result()
+		res, err := r.scan.Run(cctx, r.client, []string{r.hash}, cursor, maxMessage).Slice()
 		cancel()
+		var kv []string
+		var next uint64
+		if err == nil {
+			kv, next, err = scanReply(res)
+		}
 		if err != nil {
 			r.errs.Add(1)
 			return sendErr, fmt.Errorf("redisstore: read revocations: %w", err)

@@ -2,9 +2,13 @@ package redisstore_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/internal/redistest"
@@ -76,5 +80,37 @@ func TestRevocationsResyncPastRefusedPending(t *testing.T) {
 	}
 	if !a.Revoked(&keygate.Principal{SessionID: "refused"}) {
 		t.Errorf("the refused revocation is not held locally")
+	}
+}
+
+// TestRevocationsResyncSkipsHugeRecord: a huge value planted in the
+// revocation hash is not carried to the instance at every resync: the
+// size check applies in Redis, before the reply is sent.
+func TestRevocationsResyncSkipsHugeRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	const huge = 32 << 20
+	hash := redisstore.DefaultPrefix + "{revocations}"
+	if err := c.HSet(ctx, hash, "sid:huge", strings.Repeat("x", huge)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, hash, "sid:other", `{"k":"sid","v":"other","ib":0,"at":1,"exp":`+
+		strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)+`,"src":"x","o":"y"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := redisstore.NewRevocations(redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password,
+		ReadTimeout: 10 * time.Second}), redisstore.RevocationsOptions{Timeout: 10 * time.Second})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := r.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > huge/2 {
+		t.Errorf("Resync allocated %d bytes with a %d-byte record in the hash; want it refused in Redis", got, huge)
+	}
+	if !r.Revoked(&keygate.Principal{SessionID: "other"}) || r.Revoked(&keygate.Principal{SessionID: "huge"}) {
+		t.Errorf("Resync did not read the good record only")
 	}
 }
