@@ -30,6 +30,21 @@ import (
 // given to [NewKeys] is zero.
 const DefaultKeysTimeout = 500 * time.Millisecond
 
+// MaxEntrySize is the largest entry [Keys.Get] reads, in bytes: room
+// for the sealed key set of a jwks.Config.MaxResponseSize up to 6 MiB
+// (the default is 1 MiB). A larger entry is refused by its length,
+// without being read, so that a Redis writer cannot make every instance
+// allocate what it planted.
+const MaxEntrySize = 8 << 20
+
+// getScript returns the string under KEYS[1], or its length when that is
+// over ARGV[1], or nil when there is none.
+const getScript = `
+local n = redis.call('STRLEN', KEYS[1])
+if n > tonumber(ARGV[1]) then return n end
+return redis.call('GET', KEYS[1])
+`
+
 // Keys is a [jwks.SharedCache] on Redis. Entries are strings under
 // prefix+name with a TTL, leases are SET NX PX under the same names, and
 // changes are announced on the pub/sub channel prefix+"keys:changed". It
@@ -39,6 +54,7 @@ type Keys struct {
 	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
+	get     *redis.Script
 }
 
 var _ jwks.SharedCache = (*Keys)(nil)
@@ -51,23 +67,30 @@ func NewKeys(client redis.UniversalClient, prefix string, timeout time.Duration)
 	if timeout <= 0 {
 		timeout = DefaultKeysTimeout
 	}
-	return &Keys{client: client, prefix: prefix, timeout: timeout}
+	return &Keys{client: client, prefix: prefix, timeout: timeout, get: redis.NewScript(getScript)}
 }
 
 func (k *Keys) channel() string { return k.prefix + "keys:changed" }
 
-// Get returns the entry under name, or (nil, nil) when there is none.
+// Get returns the entry under name, or (nil, nil) when there is none. An
+// entry over [MaxEntrySize] bytes is an error, and is not read.
 func (k *Keys) Get(ctx context.Context, name string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
-	b, err := k.client.Get(ctx, k.prefix+name).Bytes()
+	v, err := k.get.Run(ctx, k.client, []string{k.prefix + name}, MaxEntrySize).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: get %s: %w", name, err)
 	}
-	return b, nil
+	switch v := v.(type) {
+	case string:
+		return []byte(v), nil
+	case int64:
+		return nil, fmt.Errorf("redisstore: get %s: entry of %d bytes, more than %d", name, v, MaxEntrySize)
+	}
+	return nil, fmt.Errorf("redisstore: get %s: unexpected reply %T", name, v)
 }
 
 // Set stores entry under name for ttl; a ttl under a millisecond keeps it

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +133,7 @@ type Revocations struct {
 	expiry  string
 	channel string
 	script  *redis.Script
+	scan    *redis.Script
 
 	received, applied, resyncs, errs atomic.Uint64
 	lastLag                          atomic.Int64
@@ -175,6 +177,7 @@ func NewRevocations(client redis.UniversalClient, opts RevocationsOptions) *Revo
 		expiry:  opts.Prefix + "{revocations}:expiry",
 		channel: opts.Prefix + "revocations",
 		script:  redis.NewScript(revokeScript),
+		scan:    redis.NewScript(scanScript),
 	}
 }
 
@@ -271,14 +274,20 @@ func (r *Revocations) Revoke(ctx context.Context, rev revoke.Revocation) error {
 // IssuedBefore, Expires and At win, as in revoke.List), indexes it by
 // expiry, drops up to 100 expired entries and publishes the merged
 // record. KEYS: hash, expiry set. ARGV: field, record, channel, now (ms).
+// A record in the hash that is not ours (not JSON, or a time that is not
+// a number) is replaced, not merged: otherwise the script would fail for
+// that field for ever, and the revocation would never reach Redis.
 const revokeScript = `
 local new = cjson.decode(ARGV[2])
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur then
-  local old = cjson.decode(cur)
-  if old.ib > new.ib then new.ib = old.ib end
-  if old.exp > new.exp then new.exp = old.exp end
-  if old.at > new.at then new.at = old.at; new.src = old.src; new.o = old.o end
+local ok, old = false, nil
+if cur then ok, old = pcall(cjson.decode, cur) end
+if ok and type(old) == 'table' then
+  if type(old.ib) == 'number' and old.ib > new.ib then new.ib = old.ib end
+  if type(old.exp) == 'number' and old.exp > new.exp then new.exp = old.exp end
+  if type(old.at) == 'number' and old.at > new.at and type(old.src) == 'string' and type(old.o) == 'string' then
+    new.at = old.at; new.src = old.src; new.o = old.o
+  end
 end
 local rec = cjson.encode(new)
 redis.call('HSET', KEYS[1], ARGV[1], rec)
@@ -289,6 +298,38 @@ if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
 redis.call('PUBLISH', ARGV[3], rec)
 return 1
 `
+
+// scanScript is one HSCAN step (COUNT 500) over KEYS[1] from cursor
+// ARGV[1], with each field cut to 64 bytes and each value longer than
+// ARGV[2] bytes replaced by "": a record planted in the hash is not sent
+// whole to every instance at every resync. It returns {cursor, {field,
+// value, ...}}.
+const scanScript = `
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', 500)
+local kv, max = r[2], tonumber(ARGV[2])
+for i = 1, #kv, 2 do
+  kv[i] = string.sub(kv[i], 1, 64)
+  if #kv[i+1] > max then kv[i+1] = '' end
+end
+return r
+`
+
+// scanReply decodes scanScript's reply.
+func scanReply(res []any) (kv []string, cursor uint64, err error) {
+	if len(res) != 2 {
+		return nil, 0, fmt.Errorf("scan reply of %d elements", len(res))
+	}
+	c, _ := res[0].(string)
+	if cursor, err = strconv.ParseUint(c, 10, 64); err != nil {
+		return nil, 0, fmt.Errorf("scan cursor %q: %w", cut(c), err)
+	}
+	elems, _ := res[1].([]any)
+	kv = make([]string, len(elems))
+	for i, e := range elems {
+		kv[i], _ = e.(string)
+	}
+	return kv, cursor, nil
+}
 
 // publish runs revokeScript for rev, within the Timeout.
 func (r *Revocations) publish(ctx context.Context, rev revoke.Revocation) error {
@@ -424,22 +465,33 @@ func (r *Revocations) run(ctx context.Context, ps *redis.PubSub) {
 }
 
 // resyncOnce sends the pending revocations and reads the whole set from
-// Redis into the replica. It reports whether it succeeded.
+// Redis into the replica. It reports whether the set was read: pending
+// revocations Redis refused stay queued for the next resync, and do not
+// make the subscriber read the whole set again at every idle tick.
 func (r *Revocations) resyncOnce(ctx context.Context) bool {
-	if err := r.Resync(ctx); err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("revocation resync failed", "err", err)
+	sendErr, readErr := r.resync(ctx)
+	if ctx.Err() == nil {
+		if sendErr != nil {
+			r.log.Warn("pending revocations not sent", "err", sendErr)
 		}
-		return false
+		if readErr != nil {
+			r.log.Warn("revocation resync failed", "err", readErr)
+		}
 	}
-	return true
+	return readErr == nil
 }
 
 // Resync sends the revocations Redis missed and reads every revocation
 // in Redis into the local replica, each call within the Timeout. The
 // subscriber does it at start and after every reconnect; callers need
-// not.
+// not. The set is read even when sending fails; the revocations not sent
+// stay queued. The error reports either failure.
 func (r *Revocations) Resync(ctx context.Context) error {
+	sendErr, readErr := r.resync(ctx)
+	return errors.Join(sendErr, readErr)
+}
+
+func (r *Revocations) resync(ctx context.Context) (sendErr, readErr error) {
 	r.mu.Lock()
 	pending := r.pending
 	r.pending = nil
@@ -450,17 +502,23 @@ func (r *Revocations) Resync(ctx context.Context) error {
 			r.mu.Lock()
 			r.pending = append(pending[i:len(pending):len(pending)], r.pending...)
 			r.mu.Unlock()
-			return fmt.Errorf("redisstore: send pending revocations: %w", err)
+			sendErr = fmt.Errorf("redisstore: send pending revocations: %w", err)
+			break
 		}
 	}
 	var cursor uint64
 	for {
 		cctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-		kv, next, err := r.client.HScan(cctx, r.hash, cursor, "", 500).Result()
+		res, err := r.scan.Run(cctx, r.client, []string{r.hash}, cursor, maxMessage).Slice()
 		cancel()
+		var kv []string
+		var next uint64
+		if err == nil {
+			kv, next, err = scanReply(res)
+		}
 		if err != nil {
 			r.errs.Add(1)
-			return fmt.Errorf("redisstore: read revocations: %w", err)
+			return sendErr, fmt.Errorf("redisstore: read revocations: %w", err)
 		}
 		for i := 1; i < len(kv); i += 2 {
 			if _, err := r.decodeApply(kv[i]); err != nil {
@@ -473,7 +531,7 @@ func (r *Revocations) Resync(ctx context.Context) error {
 		}
 	}
 	r.resyncs.Add(1)
-	return nil
+	return sendErr, nil
 }
 
 // apply applies a published message, and reports another instance's

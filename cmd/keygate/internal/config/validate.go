@@ -301,6 +301,11 @@ func (v *validator) cluster(cl *Cluster) {
 	case r.URL != "":
 		u, err := url.Parse(r.URL)
 		switch {
+		case strings.Contains(r.URL, "@") && (err != nil || u.User == nil):
+			// The parser's message would quote a piece of the password.
+			v.add("cluster.redis.url", "cluster.redis.url is not a URL with a password keygate can read; percent-encode / ? # %% and @ in the password (or write it in cluster.redis.password)")
+		case !strings.Contains(r.URL, "://"):
+			v.add("cluster.redis.url", "cluster.redis.url %q has no scheme; write redis://%s/0 (rediss:// for TLS)", r.URL, r.URL)
 		case err != nil:
 			v.add("cluster.redis.url", "cluster.redis.url is not a URL: %v", unwrapURL(err))
 		case u.Scheme != "redis" && u.Scheme != "rediss":
