@@ -564,8 +564,23 @@ func (r *Revocations) decodeApply(s string) (wire, error) {
 	if err := json.Unmarshal([]byte(s), &w); err != nil {
 		return w, err
 	}
-	return w, r.local.Revoke(context.Background(), w.revocation())
+	rev := w.revocation()
+	// A record from Redis is kept no longer than this instance would keep
+	// its own, plus a margin for clock skew: a Redis writer cannot plant
+	// revocations that outlive every token they could match.
+	ttl := r.opts.TTL
+	if ttl <= 0 {
+		ttl = revoke.DefaultTTL
+	}
+	if limit := r.opts.Now().Add(ttl + maxClockSkew); rev.Expires.After(limit) {
+		rev.Expires = limit
+	}
+	return w, r.local.Revoke(context.Background(), rev)
 }
+
+// maxClockSkew is the margin added to the TTL when capping the expiry of
+// revocations read from Redis.
+const maxClockSkew = time.Minute
 
 // wire is a revocation as stored in Redis and published: times in unix
 // milliseconds, which Lua's numbers hold exactly. IssuedBefore and

@@ -312,7 +312,10 @@ func TestWarnings(t *testing.T) {
 		{name: "any audience", yaml: "upstream: http://127.0.0.1:3000\nissuer: https://sso.example.com/realms/r\ninsecure_skip_audience_check: true\n",
 			want: []string{"f.yaml:3: warning: insecure_skip_audience_check accepts a token issued for any client of the realm"}},
 		{name: "keys over http", yaml: valid + "keys:\n  insecure_allow_http: true\n", want: []string{"f.yaml:5: warning: keys.insecure_allow_http fetches keys over plain HTTP"}},
-		{name: "revocation without cluster", yaml: valid + "revocation: {ttl: 1h}\n", want: []string{"f.yaml:4: warning: revocation without cluster: keeps revocations on the instance that received them"}},
+		{name: "revocation without cluster", yaml: valid + "revocation: {ttl: 1h, backchannel_logout: {client_id: app}}\n", want: []string{"f.yaml:4: warning: revocation without cluster: keeps revocations on the instance that received them"}},
+		{name: "revocation that nothing feeds", yaml: valid + "revocation: {}\n", want: []string{
+			"f.yaml:4: warning: revocation has neither backchannel_logout nor admin_token and no cluster: nothing can revoke",
+			"f.yaml:4: warning: revocation without cluster"}},
 		{name: "revocation ttl 1m", yaml: valid + "cluster:\n  redis: {url: \"redis://127.0.0.1:6379\"}\n  secret: 0123456789abcdef0123456789abcdef\nrevocation:\n  ttl: 1m\n", want: []string{"f.yaml:8: warning: revocation.ttl 1m0s forgets a revocation after that long"}},
 		{name: "redis in clear", yaml: valid + "cluster:\n  redis: {url: \"redis://redis.internal:6379\"}\n  secret: 0123456789abcdef0123456789abcdef\n", want: []string{"f.yaml:5: warning: cluster.redis.url uses plain redis:// to a host beyond loopback"}},
 		{name: "redis over TLS", yaml: valid + "cluster:\n  redis: {url: \"rediss://redis.internal:6379\"}\n  secret: 0123456789abcdef0123456789abcdef\n"},

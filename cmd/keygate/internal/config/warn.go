@@ -145,6 +145,9 @@ func (f *File) Warnings() Errors {
 	case n > WarnMaxConnections:
 		w.add("limits.max_connections", "limits.max_connections %d is above %d, usually past the open-file limit (ulimit -n), where the limit protects nothing; use a number below that limit", n, WarnMaxConnections)
 	}
+	if r := c.Revocation; r != nil && c.Cluster == nil && r.BackchannelLogout == nil && r.AdminToken == "" {
+		w.add("revocation", "revocation has neither backchannel_logout nor admin_token and no cluster: nothing can revoke a token on this instance; add backchannel_logout: {client_id: ...} (or admin_token), or remove the block")
+	}
 	if c.Revocation != nil && c.Cluster == nil {
 		w.add("revocation", "revocation without cluster: keeps revocations on the instance that received them, so other replicas accept a logged-out session's tokens until they expire; with more than one instance add cluster: (Redis) or route every logout to each")
 	}
