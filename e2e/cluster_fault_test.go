@@ -378,3 +378,31 @@ func TestClusterRedisOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterKidFlood: three keygate instances in cluster mode with
+// keys.min_refetch_interval 1s, flooded for 5 s with tokens whose kids
+// no key has (two goroutines per instance), fetch Keycloak's JWKS at most
+// once per second for the whole cluster (counted by a proxy in front of
+// Keycloak): the kid lease in Redis lasts min_refetch_interval. +2: the
+// flood's start and end need not align with the lease windows. Each
+// instance alone would be allowed one fetch per second.
+func TestClusterKidFlood(t *testing.T) {
+	const minRefetch, d = time.Second, 5 * time.Second
+	bin := buildKeygate(t)
+	f := startFleet(t, bin, 3, time.Hour, minRefetch, true)
+	valid := mustClient(t, worker).AccessToken
+	fl := kidFlood(t, f, valid, 2, d)
+	limit := int64(fl.elapsed/minRefetch) + 2
+	t.Logf("kid flood: %d requests (answers %v), %d provider JWKS fetches in %v (limit %d; the instances' metrics say %.0f)",
+		fl.sent, fl.answers, fl.fetches, fl.elapsed.Round(time.Millisecond), limit, fl.metric)
+	if fl.fetches > limit {
+		t.Errorf("provider JWKS fetches during the flood = %d in %v; want at most %d", fl.fetches, fl.elapsed, limit)
+	}
+	if float64(fl.fetches) != fl.metric {
+		t.Errorf("the proxy counted %d provider fetches, the instances' keygate_jwks_provider_fetches_total %v", fl.fetches, fl.metric)
+	}
+	if fl.answers[http.StatusUnauthorized] != int(fl.sent) {
+		t.Errorf("answers to tokens with unknown kids: %v; want 401 to all %d", fl.answers, fl.sent)
+	}
+	mustAccept(t, f.procs, valid, claimsOf(t, valid)["sub"].(string))
+}
