@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -19,7 +21,9 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/backchannel"
 	"github.com/keygate/keygate/jwks"
+	"github.com/keygate/keygate/revoke"
 )
 
 // errAny marks a corpus entry that keygate must refuse, whatever the
@@ -63,8 +67,8 @@ type differential struct {
 // disabled less than one refresh interval ago, and the clock-skew leeway
 // on exp. With revocation on, a logged-out session is an agreement: the
 // corpus has one whose logout Keycloak announced by back-channel logout to
-// a receiver of the test, which recorded its sid in the verifier's
-// Config.Revocations.
+// keygate's receiver (backchannel.New), which revoked its session in the
+// revoke.List that is the verifier's Config.Revocations.
 func testDifferential(t *testing.T, s *suite) {
 	src := newSource(t, jwks.Config{RefreshInterval: refreshInterval})
 	// strict has no leeway, like Keycloak's exp check, and no token cache.
@@ -88,15 +92,16 @@ func testDifferential(t *testing.T, s *suite) {
 
 	// A third login of bob, through keygate-bcl, logged out at the
 	// end-session endpoint: Keycloak POSTs a logout token to keygate-bcl's
-	// back-channel logout URL before it answers, and revoking records its
-	// sid.
-	sessions := &sessionRevocations{}
-	revoking := newVerifier(t, src, func(c *keygate.Config) { c.Leeway, c.CacheSize, c.Revocations = -1, -1, sessions })
-	rcv := newLogoutReceiver(t)
-	adminAPI.setBackchannelLogout(t, rcv.url("/backchannel-logout"), true)
+	// back-channel logout URL before it answers. The receiver there is
+	// keygate's own (package backchannel), recording into the revoke.List
+	// the revoking verifier consults (Config.Revocations).
+	store := &revoke.List{TTL: time.Hour}
+	revoking := newVerifier(t, src, func(c *keygate.Config) { c.Leeway, c.CacheSize, c.Revocations = -1, -1, store })
+	rcv := newBackchannelReceiver(t, revoking, store)
+	adminAPI.setBackchannelLogout(t, rcv.URL+"/backchannel-logout", true)
 	announced := bclPassword(t, "bob")
 	oidcLogout(t, announced.RefreshToken)
-	sessions.receive(t, rcv)
+	rcv.mustRevokeSession(t, store, claimsOf(t, announced.AccessToken)["sid"])
 
 	corpus := []differential{
 		{name: "client_credentials RS256 (orders-worker)", tok: wk},
@@ -130,8 +135,8 @@ func testDifferential(t *testing.T, s *suite) {
 				"introspect where revocation must take effect at once."},
 		{name: "session logged out (bob), revocation by back-channel logout", tok: announced.AccessToken,
 			v: revoking, want: keygate.ErrRevoked,
-			note: "Keycloak announced the logout to keygate-bcl's back-channel logout URL; the sid of the logout " +
-				"token is in the verifier's Config.Revocations"},
+			note: "Keycloak announced the logout to keygate-bcl's back-channel logout URL, served by " +
+				"backchannel.Handler; it revoked the session in the revoke.List that is the verifier's Config.Revocations"},
 		{name: "not a JWT", tok: "not-a-jwt", want: keygate.ErrMalformed},
 	}
 	if s.disabledKeyToken != "" {
@@ -213,45 +218,79 @@ func logout(t *testing.T, refreshToken string) {
 	}
 }
 
-// sessionRevocations is a keygate.Revocations of the sids of the logout
-// tokens Keycloak sent. It stands in for what keygate's own receiver
-// (package backchannel, Verifier.VerifyLogoutToken) and revocation store
-// (revoke.List) do; once they exist, the differential test mounts those
-// on the receiver's listener instead.
-type sessionRevocations struct {
-	mu   sync.Mutex
-	sids map[string]bool
+// backchannelReceiver is keygate's back-channel logout endpoint
+// (backchannel.Handler) on a loopback listener of the test, answering for
+// keygate-bcl; it records the status of each answer.
+type backchannelReceiver struct {
+	*httptest.Server
+
+	mu       sync.Mutex
+	statuses []int
 }
 
-func (s *sessionRevocations) Revoked(p *keygate.Principal) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return p.SessionID != "" && s.sids[p.SessionID]
-}
-
-// receive records the sid of every logout token rcv got, after checking
-// its signature against the realm's keys and that it is meant for
-// keygate-bcl; it fails t when rcv got none.
-func (s *sessionRevocations) receive(t testing.TB, rcv *logoutReceiver) {
+// newBackchannelReceiver serves backchannel.New with v and store on
+// /backchannel-logout until t ends.
+func newBackchannelReceiver(t testing.TB, v *keygate.Verifier, store revoke.Store) *backchannelReceiver {
 	t.Helper()
-	posts := rcv.take()
-	if len(posts) == 0 {
-		t.Fatal("Keycloak sent no back-channel logout")
+	h, err := backchannel.New(backchannel.Config{Verifier: v, Audience: bcl.id, Store: store, TTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sids == nil {
-		s.sids = map[string]bool{}
+	r := &backchannelReceiver{}
+	mux := http.NewServeMux()
+	mux.Handle("/backchannel-logout", h)
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		mux.ServeHTTP(rec, req)
+		r.mu.Lock()
+		r.statuses = append(r.statuses, rec.status)
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// mustRevokeSession fails t unless the receiver answered exactly one
+// logout, with 200, and store now holds a session revocation of sid from
+// the back-channel logout.
+func (r *backchannelReceiver) mustRevokeSession(t testing.TB, store *revoke.List, sid any) {
+	t.Helper()
+	r.mu.Lock()
+	statuses := r.statuses
+	r.mu.Unlock()
+	if len(statuses) != 1 || statuses[0] != http.StatusOK {
+		t.Fatalf("back-channel logout answers = %v; want one 200", statuses)
 	}
-	for _, p := range posts {
-		raw := p.Form.Get("logout_token")
-		checkRS256(t, raw)
-		lt := decodeLogoutToken(t, raw)
-		if lt.Header["typ"] != "logout+jwt" || lt.str("aud") != bcl.id || lt.str("iss") != kc.Issuer || lt.str("sid") == "" {
-			t.Fatalf("logout token %s: header %v, claims %v", short(raw), lt.Header, lt.Claims)
+	revs, err := store.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rv := range revs {
+		if rv.Kind == revoke.Session && rv.Value == sid && rv.Source == backchannel.Source {
+			return
 		}
-		s.sids[lt.str("sid")] = true
 	}
+	t.Fatalf("revocations after the logout = %+v; want the session %v from %s", revs, sid, backchannel.Source)
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// testWriter sends a handler's log lines to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 var b64 = base64.RawURLEncoding

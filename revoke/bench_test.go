@@ -217,3 +217,58 @@ func BenchmarkRevokedParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyUncached is BenchmarkVerifyCached's unique-token path:
+// the verified-token cache off (CacheSize -1), 256 distinct tokens (each
+// with its own sid and jti) in turn, so that every Verify checks the
+// signature and then consults Revocations, as for a token never seen
+// before.
+func BenchmarkVerifyUncached(b *testing.B) {
+	idp, err := keycloaktest.NewServer(keycloaktest.Config{Realm: "bench", Clients: []keycloaktest.Client{
+		{ID: "worker", Secret: "s", ServiceAccount: true, Audiences: []string{"orders-api"}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(idp.Close)
+	src, err := jwks.NewSource(jwks.Config{URL: idp.JWKSURL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { src.Close() })
+	ctx := context.Background()
+	if err := src.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	toks := make([]string, 256)
+	for i := range toks {
+		toks[i] = idp.MustMint(b, keycloaktest.Token{Claims: map[string]any{
+			"sid": fmt.Sprintf("5b1d2c7e-8f0a-4c1b-9d3e-%012x", i), "jti": fmt.Sprintf("onrtac:0a1b2c3d-4e5f-4a6b-8c7d-%012x", i),
+		}})
+	}
+	for _, c := range []struct {
+		name string
+		rev  keygate.Revocations
+	}{
+		{"none", nil},
+		{"empty", &revoke.List{}},
+		{"10k", filled(b, 10000, false)},
+		{"10k+delta", filled(b, 10000, true)},
+	} {
+		v, err := keygate.NewVerifier(keygate.Config{Issuer: idp.Issuer(), Audiences: []string{"orders-api"}, Keys: src,
+			Revocations: c.rev, CacheSize: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := v.Verify(ctx, toks[i%len(toks)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

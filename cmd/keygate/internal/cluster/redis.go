@@ -35,6 +35,10 @@ func NewRedis(cfg config.Redis) (redis.UniversalClient, error) {
 		PoolTimeout:  cfg.Timeout,
 		// Retries would multiply the timeout; the callers fall back.
 		MaxRetries: -1,
+		// One dial per attempt: go-redis otherwise dials 5 times, 100 ms
+		// apart, so each call to a Redis that refuses connections took
+		// ~400 ms (up to Timeout) instead of failing at once.
+		DialerRetries: 1,
 	}
 	if cfg.URL != "" {
 		u, err := redis.ParseURL(cfg.URL)
