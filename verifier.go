@@ -410,7 +410,13 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		return p, nil
 	}
 	if v.cache != nil {
-		v.cache.put(raw, p, h.Kid, key, exp, now, entryCost(raw, p, c.members)+int64(len(h.Kid)))
+		kid := h.Kid
+		if key.ID == kid {
+			// The key's copy: h.Kid points into the decoded header, which
+			// the entry would otherwise pin.
+			kid = key.ID
+		}
+		v.cache.put(raw, p, kid, key, exp, now, entryCost(raw, p, c.members)+int64(len(kid)))
 	}
 	return p, nil
 }
