@@ -417,10 +417,11 @@ type CacheStats struct {
 	// the verifier was made. Entries that ended at their exp or with their
 	// key and were found so on lookup are not counted.
 	Evictions uint64
-	// Rejected counts verified tokens a full cache did not admit, since
-	// the verifier was made. A full cache admits a token when an ended
-	// entry makes room, or on the token's second verification within
-	// about Capacity rejections: a token seen once is not worth an
-	// eviction. Each rejected token is also a miss.
+	// Rejected counts verified tokens the cache did not admit, since the
+	// verifier was made. Past its first share of tokens (see
+	// [Config.CacheSize]), the cache admits a token on the token's second
+	// verification within about Capacity rejections, or, when full, in
+	// place of an ended entry: a token seen once is not worth the memory
+	// or an eviction. Each rejected token is also a miss.
 	Rejected uint64
 }
