@@ -18,6 +18,13 @@ import (
 // the cache holds.
 const cacheShards = 64
 
+// freeAdmit is how many tokens a cache holds at least before it admits
+// new ones only on their second sighting (see cache.put): a verifier that
+// serves fewer distinct tokens at a time answers each from the cache from
+// its second request on. A cache of more than 8*freeAdmit entries admits
+// an eighth of them freely.
+const freeAdmit = 512
+
 // evictSample is how many entries of a shard an eviction looks at: it
 // drops the first expired one among them, or else the first it saw.
 const evictSample = 8
@@ -39,6 +46,7 @@ type cache struct {
 
 	maxEntries int64
 	maxBytes   int64
+	free       int64    // entries below which every verified token is admitted
 	_          [64]byte // keep the counters below off the cache line of the fields above
 	n          atomic.Int64
 	bytes      atomic.Int64
@@ -48,23 +56,24 @@ type cache struct {
 	door doorkeeper
 }
 
-// doorkeeper remembers, approximately, which tokens a full cache has
-// turned away once, so that it admits a token only on its second
-// sighting (TinyLFU's doorkeeper). A token seen once costs a full
-// verification either way; caching it costs an entry, an eviction and
-// the memory its principal pins, for nothing if it never comes back.
-// When the cache is full, a token is therefore admitted only if it was
-// turned away before within the window: the last len(bits)/8 tokens
-// turned away, about the cache's entry capacity. A token that comes
-// back later than that would have been evicted before its return
-// anyway.
+// doorkeeper remembers, approximately, which tokens the cache has turned
+// away once, so that it admits such a token only on its second sighting
+// (TinyLFU's doorkeeper). A token seen once costs a full verification
+// either way; caching it costs memory (and, in a full cache, an eviction)
+// for nothing if it never comes back. A token is admitted if it was
+// turned away before within the window: the last len(bits)*64/32 tokens
+// turned away, at least the cache's entry capacity. A token that comes
+// back later than that would have been evicted before its return anyway.
 //
-// It is a Bloom filter of two bits per token, taken from the token's
-// maphash, in 8 bits per remembered token: a token it never saw passes
-// for seen about 5% of the time, which admits it as before. It is
-// cleared after window insertions. Lookups and insertions are atomic
-// and do not allocate; a clear that races an insertion may forget it,
-// which costs that token one more verification.
+// It is a Bloom filter of four bits per token, taken from the token's
+// maphash by double hashing, in 32 bits per remembered token: a token it
+// never saw passes for seen about once in 5,000 (0.02%, 0.2% just before
+// a clear), which admits it. The rate matters for a cache with room, where
+// such a token is added without evicting anything: with 8 bits and 2 hashes
+// a token (about 2%), tokens seen once filled the cache within a few
+// passes. It is cleared after window insertions. Lookups and insertions
+// are atomic and do not allocate; a clear that races an insertion may
+// forget it, which costs that token one more verification.
 type doorkeeper struct {
 	bits   []atomic.Uint64
 	mask   uint64 // bit index mask: len(bits)*64 - 1
@@ -72,24 +81,42 @@ type doorkeeper struct {
 	added  atomic.Int64
 }
 
+// doorBits is the doorkeeper's bits per remembered token and doorProbes
+// the bits it sets per token.
+const (
+	doorBits   = 32
+	doorProbes = 4
+)
+
 func newDoorkeeper(entries int) doorkeeper {
-	nbits := uint64(1 << 12)
-	for nbits < 8*uint64(entries) && nbits < 1<<26 {
+	nbits := uint64(1 << 14)
+	for nbits < doorBits*uint64(entries) && nbits < 1<<26 {
 		nbits <<= 1
 	}
-	return doorkeeper{bits: make([]atomic.Uint64, nbits/64), mask: nbits - 1, window: int64(nbits / 8)}
+	return doorkeeper{bits: make([]atomic.Uint64, nbits/64), mask: nbits - 1, window: int64(nbits / doorBits)}
 }
 
 // seen reports whether h was recorded in this window, and records it.
 func (d *doorkeeper) seen(h uint64) bool {
-	i, j := (h>>8)&d.mask, (h>>36)&d.mask
-	wi, bi := &d.bits[i/64], uint64(1)<<(i%64)
-	wj, bj := &d.bits[j/64], uint64(1)<<(j%64)
-	if wi.Load()&bi != 0 && wj.Load()&bj != 0 {
+	// Double hashing (Kirsch and Mitzenmacher): probe i is g + i*step.
+	// The multiplication mixes h's high bits into the low ones the mask
+	// keeps, apart from the low bits that chose the token's shard.
+	g := h * 0x9e3779b97f4a7c15
+	step := (g>>32 | h<<32) | 1
+	var idx [doorProbes]uint64
+	all := true
+	for i := range idx {
+		idx[i] = (g + uint64(i)*step) & d.mask
+		if all && d.bits[idx[i]/64].Load()&(1<<(idx[i]%64)) == 0 {
+			all = false
+		}
+	}
+	if all {
 		return true
 	}
-	wi.Or(bi)
-	wj.Or(bj)
+	for _, i := range idx {
+		d.bits[i/64].Or(1 << (i % 64))
+	}
 	if d.added.Add(1) >= d.window {
 		d.added.Store(0)
 		for k := range d.bits {
@@ -117,6 +144,7 @@ type entry struct {
 
 func newCache(entries, bytes int) *cache {
 	c := &cache{seed: maphash.MakeSeed(), maxEntries: int64(entries), maxBytes: int64(bytes), door: newDoorkeeper(entries)}
+	c.free = min(c.maxEntries, max(c.maxEntries/8, freeAdmit))
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*entry)
 	}
@@ -168,10 +196,14 @@ func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
 }
 
 // put caches p for raw, evicting entries until both bounds hold. An entry
-// that alone costs more than the byte bound is not cached. When the cache
-// is full, raw is admitted only if an entry of its home shard has ended
-// (expired, or its key retired) and makes room, or if the doorkeeper saw
-// raw turned away before; otherwise put counts it as rejected.
+// that alone costs more than the byte bound is not cached.
+//
+// Admission: while the cache holds fewer than c.free entries and has room,
+// it admits every token. Beyond that, it admits a token only on its
+// second sighting (the doorkeeper saw it turned away before), or, when
+// full, in place of an entry of its home shard that has ended (expired,
+// or its key retired); otherwise put counts it as rejected. So tokens
+// seen once fill at most c.free entries of the cache, not all of it.
 func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at time.Time, cost int64) {
 	if cost > c.maxBytes {
 		return
@@ -179,8 +211,10 @@ func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at
 	h := maphash.String(c.seed, raw)
 	home := int(h % cacheShards)
 	now := at.UnixNano()
-	if c.n.Load() >= c.maxEntries || c.bytes.Load()+cost > c.maxBytes {
-		if !c.evictEnded(home, now) && !c.door.seen(h) {
+	n, full := c.n.Load(), c.bytes.Load()+cost > c.maxBytes
+	full = full || n >= c.maxEntries
+	if full || n >= c.free {
+		if !(full && c.evictEnded(home, now)) && !c.door.seen(h) {
 			c.rejected.Add(1)
 			return
 		}
@@ -383,10 +417,11 @@ type CacheStats struct {
 	// the verifier was made. Entries that ended at their exp or with their
 	// key and were found so on lookup are not counted.
 	Evictions uint64
-	// Rejected counts verified tokens a full cache did not admit, since
-	// the verifier was made. A full cache admits a token when an ended
-	// entry makes room, or on the token's second verification within
-	// about Capacity rejections: a token seen once is not worth an
-	// eviction. Each rejected token is also a miss.
+	// Rejected counts verified tokens the cache did not admit, since the
+	// verifier was made. Past its first share of tokens (see
+	// [Config.CacheSize]), the cache admits a token on the token's second
+	// verification within about Capacity rejections, or, when full, in
+	// place of an ended entry: a token seen once is not worth the memory
+	// or an eviction. Each rejected token is also a miss.
 	Rejected uint64
 }

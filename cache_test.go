@@ -2,6 +2,7 @@ package keygate
 
 import (
 	"context"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
@@ -256,5 +257,70 @@ func TestCacheAdmitsOverEnded(t *testing.T) {
 	}
 	if _, ok := c.shards[c.index(b)].m[b]; !ok {
 		t.Errorf("the new token was not admitted")
+	}
+}
+
+// TestCacheSeenOnce offers a large cache 20,000 tokens seen once each,
+// as make bench-proxy's distinct-token case does: they fill only its
+// free-admission share (cache.free, 512 of 4,096), not the whole cache,
+// so they do not pin its whole memory budget. Seen again, they are
+// admitted.
+func TestCacheSeenOnce(t *testing.T) {
+	c := newCache(DefaultCacheSize, 1<<30)
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	key := &jwks.Key{ID: "k"}
+	p := &Principal{}
+	toks := make([]string, 20000)
+	for i := range toks {
+		toks[i] = "tok" + strconv.Itoa(i)
+		c.put(toks[i], p, "k", key, exp, now, 100)
+	}
+	c.check(t)
+	st := c.stats()
+	// The doorkeeper's false positives admit a few more (about 0.02%).
+	if st.Size < int(c.free) || st.Size > int(c.free)+40 || st.Rejected < 19000 {
+		t.Errorf("after 20000 tokens seen once stats() = %+v; want %d to %d held, the rest rejected", st, c.free, c.free+40)
+	}
+	for _, raw := range toks[len(toks)-3000:] {
+		c.put(raw, p, "k", key, exp, now, 100)
+	}
+	c.check(t)
+	if st2 := c.stats(); st2.Size < st.Size+2900 || st2.Rejected != st.Rejected {
+		t.Errorf("after 3000 of them seen again stats() = %+v; want them admitted (%d held before)", st2, st.Size)
+	}
+}
+
+func TestCacheFreeAdmission(t *testing.T) {
+	for _, tt := range []struct{ entries, want int64 }{
+		{1, 1}, {100, 100}, {512, 512}, {DefaultCacheSize, 512}, {8192, 1024}, {1 << 20, 1 << 17},
+	} {
+		if got := newCache(int(tt.entries), 1<<20).free; got != tt.want {
+			t.Errorf("newCache(%d, _).free = %d; want %d", tt.entries, got, tt.want)
+		}
+	}
+}
+
+// TestDoorkeeperFalsePositives counts the tokens never seen that the
+// doorkeeper takes for seen, over several of its windows. Each one is
+// admitted to a cache with room, so the rate bounds how fast tokens seen
+// once fill the cache past its free-admission share.
+func TestDoorkeeperFalsePositives(t *testing.T) {
+	seed := maphash.MakeSeed()
+	for _, entries := range []int{1, 128, DefaultCacheSize, 100_000} {
+		d := newDoorkeeper(entries)
+		n := 4 * int(d.window)
+		fp := 0
+		for i := range n {
+			if d.seen(maphash.String(seed, "tok"+strconv.Itoa(i))) {
+				fp++
+			}
+		}
+		if rate := float64(fp) / float64(n); rate > 0.001 {
+			t.Errorf("newDoorkeeper(%d): %d of %d tokens never seen passed for seen (%.3f%%); want at most 0.1%%", entries, fp, n, 100*rate)
+		}
+		if d.window < int64(entries) {
+			t.Errorf("newDoorkeeper(%d).window = %d; want at least the cache's capacity", entries, d.window)
+		}
 	}
 }

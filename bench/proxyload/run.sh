@@ -11,6 +11,9 @@
 #   cases into PROFILE/keygate-*.perf.data (read them with perf report)
 #   BASELINE_REV: also build keygate at this git revision and measure it in
 #   the same rounds (e.g. BASELINE_REV=138450f), to see what a change cost.
+#   CASES: run only the cases whose name matches this extended regular
+#   expression (grep -E), e.g. CASES='^keygate' or CASES='tokens$'; the
+#   processes of the others still start. Empty: every case.
 #   MAX_LOAD (1.0): wait until the 1-minute load average is below this
 #   before measuring, for at most LOAD_WAIT seconds (900); empty: no wait.
 #
@@ -33,7 +36,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 GO="${GO:-go}"
 DURATION="${DURATION:-15s}" CONNECTIONS="${CONNECTIONS:-32}" THREADS="${THREADS:-1}" RUNS="${RUNS:-3}"
 MAX_LOAD="${MAX_LOAD-1.0}" LOAD_WAIT="${LOAD_WAIT:-900}" BASELINE_REV="${BASELINE_REV:-}"
-NTOKENS="${NTOKENS:-20000}" PROFILE="${PROFILE:-}"
+NTOKENS="${NTOKENS:-20000}" PROFILE="${PROFILE:-}" CASES="${CASES:-}"
 
 if ! command -v wrk >/dev/null 2>&1; then
   sudo=(); [ "$(id -u)" -ne 0 ] && sudo=(sudo)
@@ -127,6 +130,7 @@ mem() { awk -v f="$2:" '$1==f {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 # bench NAME RUN PID URL [wrk args...]: one wrk run; prints one line.
 bench() {
   local name=$1 r=$2 pid=$3 url=$4; shift 4
+  if [ -n "$CASES" ] && ! grep -Eq -- "$CASES" <<<"$name"; then return 0; fi
   local c0 c1 out prof=""
   if [ -n "$PROFILE" ] && [ "$r" = 1 ] && [ "$pid" = "$keygate_pid" ]; then
     # The samples cost the proxy a little CPU: this round's figures are
