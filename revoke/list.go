@@ -14,8 +14,8 @@ import (
 // Defaults and limits of a [List].
 const (
 	// DefaultMaxEntries is the number of revocations a List holds when
-	// [List.MaxEntries] is zero: about 100 MB at a few tens of bytes of
-	// map overhead plus the values per entry.
+	// [List.MaxEntries] is zero: about 200 MB with UUID-sized values
+	// (measured: 212 bytes per entry, of which the value takes 36).
 	DefaultMaxEntries = 1_000_000
 	// DefaultTTL is how long a revocation is kept when its Expires is
 	// zero and [List.TTL] is zero. It must outlast the longest access
@@ -41,19 +41,19 @@ var (
 // what a single instance uses, and the local replica a replicated store
 // (such as redisstore.Revocations) answers Revoked from.
 //
-// Revoked takes no lock and allocates nothing: it loads an immutable
-// snapshot through an atomic pointer, and an empty List answers after one
-// pointer test. Writers serialise on a mutex and publish a new snapshot.
-// A snapshot has a large base layer and a small delta layer of recent
-// revocations: Revoke copies only the delta (at most about sqrt(2n)
-// entries for n held), and merges it into a new base when it is full, so
-// a logout storm costs O(sqrt n) per Revoke, amortised, not O(n).
+// List keeps one [sync.Map] per [Kind], whose values are immutable, and
+// an atomic count of the entries. Revoked takes no lock and allocates
+// nothing; an empty List answers after one atomic load. Revoke is O(1):
+// a new key is stored with LoadOrStore, and a key already held is
+// merged with a CompareAndSwap loop, so concurrent Revokes of the same
+// key all take effect whatever their order.
 //
-// Expired entries are dropped lazily: when the delta is merged, when the
-// list is full, and by [List.Sweep]. Until then an expired revocation may
-// still match; by definition every token it matches has expired too, so
-// this only refuses tokens the Verifier refuses anyway. List never
-// returns expired entries. No goroutine is started; nothing needs closing.
+// Expired entries are dropped lazily: when the count has doubled since
+// the last sweep, when the list is full, and by [List.Sweep]. Until then
+// an expired revocation may still match; by definition every token it
+// matches has expired too, so this only refuses tokens the Verifier
+// refuses anyway. List never returns expired entries. No goroutine is
+// started; nothing needs closing.
 //
 // The zero List is empty and ready to use, with the defaults below. A
 // List must not be copied after first use. Its methods are safe for
@@ -62,7 +62,8 @@ type List struct {
 	// MaxEntries caps the revocations held, and separately the FirstUse
 	// records. Zero means [DefaultMaxEntries]. When full, Revoke and
 	// FirstUse return [ErrFull] (fail closed: the caller learns the
-	// revocation was not recorded).
+	// revocation was not recorded). The cap is exact: a new key is
+	// stored only after a slot was reserved for it.
 	MaxEntries int
 	// TTL is how long a revocation with a zero Expires is kept after its
 	// At. Zero means [DefaultTTL].
@@ -70,86 +71,63 @@ type List struct {
 	// Now is the clock for expiry. Nil means time.Now.
 	Now func() time.Time
 
-	snap atomic.Pointer[snapshot] // nil when empty
+	sid, sub, jti sync.Map // value → *entry
+	revs          counter  // entries of sid, sub and jti
 
-	mu sync.Mutex // serialises writers of snap
-
-	usedMu    sync.Mutex
-	used      map[string]int64 // FirstUse jti → expiry, unix ns
-	usedSweep int              // sweep used when it reaches this size
+	used  sync.Map // FirstUse jti → *int64, expiry in unix ns
+	nused counter
 }
 
 var _ Store = (*List)(nil)
 
-// snapshot is an immutable state of a List. delta holds the recent
-// revocations; an entry in delta supersedes (and already includes) the
-// base entry for the same key.
-type snapshot struct {
-	base, delta layer
-	n           int // distinct keys over both layers
-	nd          int // entries in delta
+// counter counts the entries of one or more sync.Maps against a cap. n
+// is raised before a new key is stored and lowered after a key is
+// deleted, so it never counts fewer entries than are held: the cap is
+// exact. A Revoke or FirstUse in progress may hold a slot for a moment.
+type counter struct {
+	n     atomic.Int64
+	sweep atomic.Int64 // sweep when n reaches this; 0 means 1024
+	mu    sync.Mutex   // serialises sweeps
 }
 
-type layer struct {
-	sid, sub, jti map[string]entry
-	// filter has a bit set for every key of the layer (see bit), so that
-	// most misses cost a few arithmetic operations instead of hashing the
-	// whole key. Nil for an empty layer.
-	filter []uint64
-	shift  uint8
-}
-
-// bit is where key k, v sits in a filter of 1<<(64-shift) bits: a
-// multiplicative hash of the kind, the length and the last 8 bytes,
-// which are random in the UUIDs Keycloak uses for sid, sub and jti. Keys
-// that share them only cost a false positive: a map lookup.
-func bit(k Kind, v string, shift uint8) uint64 {
-	x := uint64(len(v))<<56 ^ uint64(len(k))<<48 ^ uint64(k[1])<<40
-	n := len(v)
-	for i := max(0, n-8); i < n; i++ {
-		x = x<<8 | x>>56 ^ uint64(v[i])
-	}
-	return (x * 0x9e3779b97f4a7c15) >> shift
-}
-
-// may reports whether the layer may hold k, v.
-func (ly *layer) may(k Kind, v string) bool {
-	if ly.filter == nil {
-		return false
-	}
-	b := bit(k, v, ly.shift)
-	return ly.filter[b/64]&(1<<(b%64)) != 0
-}
-
-// build sets the filter from the maps: 8 bits per key, a false positive
-// rate of about 12 %.
-func (ly *layer) build() {
-	n := len(ly.sid) + len(ly.sub) + len(ly.jti)
-	if n == 0 {
-		ly.filter = nil
-		return
-	}
-	bits := 64
-	for bits < 8*n {
-		bits *= 2
-	}
-	ly.shift = uint8(64 - bitsLen(bits) + 1)
-	ly.filter = make([]uint64, bits/64)
-	for _, k := range [...]Kind{Session, Subject, Token} {
-		for v := range *ly.of(k) {
-			b := bit(k, v, ly.shift)
-			ly.filter[b/64] |= 1 << (b % 64)
+// reserve takes a slot for a new key. It first deletes expired entries
+// with drop when the count has doubled since the last sweep or the cap
+// is reached. It reports false, holding no slot, when the cap is
+// reached even after that. A slot that ends up unused must be given
+// back with n.Add(-1).
+func (c *counter) reserve(limit int64, drop func() int64) bool {
+	if c.due(limit) {
+		c.mu.Lock()
+		if c.due(limit) { // not swept by another caller meanwhile
+			c.sweepLocked(drop)
 		}
+		c.mu.Unlock()
 	}
+	if c.n.Add(1) <= limit {
+		return true
+	}
+	c.n.Add(-1)
+	return false
 }
 
-// bitsLen is the number of bits needed to write n.
-func bitsLen(n int) int {
-	l := 0
-	for ; n > 0; n >>= 1 {
-		l++
-	}
-	return l
+func (c *counter) due(limit int64) bool {
+	n := c.n.Load()
+	return n >= limit || n >= max(c.sweep.Load(), 1024)
+}
+
+// sweepLocked runs drop, which returns the number of entries it
+// deleted, and sets the next amortised sweep at twice the count left,
+// so its cost is O(1) per new key; c.mu is held.
+func (c *counter) sweepLocked(drop func() int64) {
+	c.n.Add(-drop())
+	c.sweep.Store(2 * c.n.Load())
+}
+
+// sweepWith runs drop under c.mu; see sweepLocked.
+func (c *counter) sweepWith(drop func() int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweepLocked(drop)
 }
 
 // entry is a revocation without its kind and value, times in unix ns.
@@ -158,14 +136,14 @@ type entry struct {
 	source                    string
 }
 
-func (ly *layer) of(k Kind) *map[string]entry {
+func (l *List) of(k Kind) *sync.Map {
 	switch k {
 	case Session:
-		return &ly.sid
+		return &l.sid
 	case Subject:
-		return &ly.sub
+		return &l.sub
 	default:
-		return &ly.jti
+		return &l.jti
 	}
 }
 
@@ -176,54 +154,27 @@ func before(t time.Time, ns int64) bool {
 	return s < ts || s == ts && int64(t.Nanosecond()) < ns%1e9
 }
 
-func has(m map[string]entry, k string) bool {
-	if len(m) == 0 {
-		return false
-	}
-	_, ok := m[k]
-	return ok
-}
-
-func (s *snapshot) lookup(k Kind, v string) (entry, bool) {
-	if e, ok := (*s.delta.of(k))[v]; ok {
-		return e, true
-	}
-	e, ok := (*s.base.of(k))[v]
-	return e, ok
-}
-
 // Revoked reports whether p is revoked: its sid or jti is, or its sub is
 // by a revocation whose IssuedBefore is after p's iat (or p has no iat).
 // Empty claims match nothing. It implements [keygate.Revocations].
 func (l *List) Revoked(p *keygate.Principal) bool {
-	s := l.snap.Load()
-	if s == nil {
+	if l.revs.n.Load() == 0 {
 		return false
 	}
-	// A layer's map is looked up only when its filter may hold the key.
 	if p.SessionID != "" {
-		if s.delta.may(Session, p.SessionID) && has(s.delta.sid, p.SessionID) ||
-			s.base.may(Session, p.SessionID) && has(s.base.sid, p.SessionID) {
+		if _, ok := l.sid.Load(p.SessionID); ok {
 			return true
 		}
 	}
 	if p.JWTID != "" {
-		if s.delta.may(Token, p.JWTID) && has(s.delta.jti, p.JWTID) ||
-			s.base.may(Token, p.JWTID) && has(s.base.jti, p.JWTID) {
+		if _, ok := l.jti.Load(p.JWTID); ok {
 			return true
 		}
 	}
 	if p.Subject != "" {
-		var e entry
-		ok := false
-		if s.delta.may(Subject, p.Subject) {
-			e, ok = s.delta.sub[p.Subject]
-		}
-		if !ok && s.base.may(Subject, p.Subject) {
-			e, ok = s.base.sub[p.Subject]
-		}
-		if ok && (p.IssuedAt.IsZero() || before(p.IssuedAt, e.issuedBefore)) {
-			return true
+		if v, ok := l.sub.Load(p.Subject); ok {
+			e := v.(*entry)
+			return p.IssuedAt.IsZero() || before(p.IssuedAt, e.issuedBefore)
 		}
 	}
 	return false
@@ -247,8 +198,6 @@ func (l *List) Revoke(ctx context.Context, r Revocation) error {
 	if e.expires <= now.UnixNano() {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	return l.add(r.Kind, r.Value, e, now.UnixNano())
 }
 
@@ -296,9 +245,11 @@ var (
 	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// merge combines two revocations of the same key.
+// merge combines two revocations of the same key. It is commutative and
+// associative, so the result does not depend on the order revocations
+// arrive in: a tie on At goes to the greater Source.
 func merge(a, b entry) entry {
-	if b.at > a.at {
+	if b.at > a.at || b.at == a.at && b.source > a.source {
 		a.at, a.source = b.at, b.source
 	}
 	a.issuedBefore = max(a.issuedBefore, b.issuedBefore)
@@ -306,160 +257,105 @@ func merge(a, b entry) entry {
 	return a
 }
 
-// add records e under k, v; l.mu is held.
+// add records e under k, v.
 func (l *List) add(k Kind, v string, e entry, now int64) error {
-	old := l.snap.Load()
-	if old == nil {
-		old = &snapshot{}
-	}
-	cur, found := old.lookup(k, v)
-	if found {
-		m := merge(cur, e)
-		if m == cur {
+	m := l.of(k)
+	for {
+		if cur, ok := m.Load(v); ok {
+			old := cur.(*entry)
+			merged := merge(*old, e)
+			if merged == *old || m.CompareAndSwap(v, cur, &merged) {
+				return nil
+			}
+			continue // changed or deleted meanwhile: merge again
+		}
+		if !l.revs.reserve(int64(l.max()), func() int64 { return l.dropRevs(now) }) {
+			return fmt.Errorf("%w: %d revocations held", ErrFull, l.revs.n.Load())
+		}
+		if _, loaded := m.LoadOrStore(v, &e); !loaded {
 			return nil
 		}
-		e = m
-	} else if old.n >= l.max() {
-		// Make room from expired entries before refusing.
-		old = old.compact(now)
-		l.store(old)
-		if old.n >= l.max() {
-			return fmt.Errorf("%w: %d revocations held", ErrFull, old.n)
-		}
+		l.revs.n.Add(-1) // stored by another Revoke meanwhile: merge with it
 	}
-	s := &snapshot{base: old.base, delta: old.delta, n: old.n, nd: old.nd}
-	dm := s.delta.of(k)
-	_, inDelta := (*dm)[v]
-	m := make(map[string]entry, len(*dm)+1)
-	for key, val := range *dm {
-		m[key] = val
-	}
-	m[v] = e
-	*dm = m
-	s.delta.build()
-	if !found {
-		s.n++
-	}
-	if !inDelta {
-		s.nd++
-	}
-	if s.nd >= deltaMax(s.n) {
-		s = s.compact(now)
-	}
-	l.store(s)
-	return nil
 }
 
-// deltaMax is the delta size at which it is merged into the base: about
-// sqrt(2n), which balances copying the delta on every Revoke against
-// copying the base on every merge. Small lists are merged every time.
-func deltaMax(n int) int {
-	if n < 512 {
-		return 1
-	}
-	r := 1
-	for r*r < 2*n {
-		r++
-	}
-	return r
-}
-
-// compact returns a snapshot with delta merged into base and the entries
-// expired at now dropped.
-func (s *snapshot) compact(now int64) *snapshot {
-	c := &snapshot{}
-	for _, k := range [...]Kind{Session, Subject, Token} {
-		base, delta := *s.base.of(k), *s.delta.of(k)
-		m := make(map[string]entry, len(base)+len(delta))
-		for v, e := range base {
-			if e.expires > now {
-				m[v] = e
+// dropRevs deletes the revocations expired at now and returns how many.
+// An entry replaced meanwhile by a merge is kept: CompareAndDelete fails.
+func (l *List) dropRevs(now int64) int64 {
+	var n int64
+	for _, m := range [...]*sync.Map{&l.sid, &l.sub, &l.jti} {
+		m.Range(func(k, v any) bool {
+			if v.(*entry).expires <= now && m.CompareAndDelete(k, v) {
+				n++
 			}
-		}
-		for v, e := range delta {
-			if e.expires > now {
-				m[v] = e
-			} else {
-				delete(m, v)
-			}
-		}
-		*c.base.of(k) = m
-		c.n += len(m)
+			return true
+		})
 	}
-	c.base.build()
-	return c
+	return n
 }
 
-// store publishes s, or nil when it holds nothing.
-func (l *List) store(s *snapshot) {
-	if s.n == 0 {
-		s = nil
-	}
-	l.snap.Store(s)
+// dropUsed deletes the FirstUse records expired at now and returns how
+// many.
+func (l *List) dropUsed(now int64) int64 {
+	var n int64
+	l.used.Range(func(k, v any) bool {
+		if *v.(*int64) <= now && l.used.CompareAndDelete(k, v) {
+			n++
+		}
+		return true
+	})
+	return n
 }
 
-// Sweep drops the expired revocations and FirstUse records and merges the
-// recent revocations into the base layer, in O(n). Revoke does this as it
-// goes; Sweep gives memory back in quiet periods. A caller that owns a
-// ticker may call it every few minutes; it is optional.
+// Sweep drops the expired revocations and FirstUse records, in O(n).
+// Revoke and FirstUse do this as they go, amortised; Sweep gives memory
+// back in quiet periods. A caller that owns a ticker may call it every
+// few minutes; it is optional.
 func (l *List) Sweep() {
 	now := l.now().UnixNano()
-	l.mu.Lock()
-	if s := l.snap.Load(); s != nil {
-		l.store(s.compact(now))
-	}
-	l.mu.Unlock()
-	l.usedMu.Lock()
-	l.sweepUsed(now)
-	l.usedMu.Unlock()
+	l.revs.sweepWith(func() int64 { return l.dropRevs(now) })
+	l.nused.sweepWith(func() int64 { return l.dropUsed(now) })
 }
 
 // Len returns the number of revocations held, expired ones not yet
-// dropped included.
+// dropped included. While a Revoke of a new key is in progress it may
+// count that key already.
 func (l *List) Len() int {
-	if s := l.snap.Load(); s != nil {
-		return s.n
-	}
-	return 0
+	return int(l.revs.n.Load())
 }
 
 // List returns the revocations in force, in no particular order, with
-// their defaults filled. ctx is not used.
+// their defaults filled. A Revoke concurrent with List may or may not be
+// included. ctx is not used.
 func (l *List) List(ctx context.Context) ([]Revocation, error) {
-	s := l.snap.Load()
-	if s == nil {
+	n := l.revs.n.Load()
+	if n == 0 {
 		return nil, nil
 	}
 	now := l.now().UnixNano()
-	out := make([]Revocation, 0, s.n)
+	out := make([]Revocation, 0, n)
 	for _, k := range [...]Kind{Session, Subject, Token} {
-		delta := *s.delta.of(k)
-		add := func(v string, e entry) {
+		l.of(k).Range(func(key, val any) bool {
+			e := val.(*entry)
 			if e.expires <= now {
-				return
+				return true
 			}
-			r := Revocation{Kind: k, Value: v, At: time.Unix(0, e.at), Expires: time.Unix(0, e.expires), Source: e.source}
+			r := Revocation{Kind: k, Value: key.(string), At: time.Unix(0, e.at), Expires: time.Unix(0, e.expires), Source: e.source}
 			if k == Subject {
 				r.IssuedBefore = time.Unix(0, e.issuedBefore)
 			}
 			out = append(out, r)
-		}
-		for v, e := range *s.base.of(k) {
-			if _, ok := delta[v]; !ok {
-				add(v, e)
-			}
-		}
-		for v, e := range delta {
-			add(v, e)
-		}
+			return true
+		})
 	}
 	return out, nil
 }
 
 // FirstUse records jti until until and reports whether it was not
 // recorded (and unexpired) before. A jti whose until has passed is not
-// recorded, and FirstUse reports true. The error wraps [ErrInvalid] for
-// an empty or too long jti, or is [ErrFull] when MaxEntries records are
+// recorded, and FirstUse reports true. Of concurrent calls with the same
+// jti, exactly one reports true. The error wraps [ErrInvalid] for an
+// empty or too long jti, or is [ErrFull] when MaxEntries records are
 // held; the bool is then false. ctx is not used.
 func (l *List) FirstUse(ctx context.Context, jti string, until time.Time) (bool, error) {
 	if jti == "" || len(jti) > MaxValueLen {
@@ -467,37 +363,29 @@ func (l *List) FirstUse(ctx context.Context, jti string, until time.Time) (bool,
 	}
 	now := l.now().UnixNano()
 	exp := until.UnixNano()
-	l.usedMu.Lock()
-	defer l.usedMu.Unlock()
-	if e, ok := l.used[jti]; ok && e > now {
-		return false, nil
-	}
-	if exp <= now {
-		return true, nil
-	}
-	if l.used == nil {
-		l.used = make(map[string]int64)
-	}
-	if len(l.used) >= l.usedSweep || len(l.used) >= l.max() {
-		l.sweepUsed(now)
-	}
-	if _, ok := l.used[jti]; !ok && len(l.used) >= l.max() {
-		return false, fmt.Errorf("%w: %d logout token ids held", ErrFull, len(l.used))
-	}
-	l.used[jti] = exp
-	return true, nil
-}
-
-// sweepUsed drops the expired FirstUse records; l.usedMu is held. The
-// next sweep is when the map has doubled, so the cost is amortised O(1)
-// per FirstUse.
-func (l *List) sweepUsed(now int64) {
-	for k, e := range l.used {
-		if e <= now {
-			delete(l.used, k)
+	for {
+		cur, ok := l.used.Load(jti)
+		if ok && *cur.(*int64) > now {
+			return false, nil
 		}
+		if exp <= now {
+			return true, nil
+		}
+		if ok {
+			// Expired record: take it over, unless another call did.
+			if l.used.CompareAndSwap(jti, cur, &exp) {
+				return true, nil
+			}
+			continue
+		}
+		if !l.nused.reserve(int64(l.max()), func() int64 { return l.dropUsed(now) }) {
+			return false, fmt.Errorf("%w: %d logout token ids held", ErrFull, l.nused.n.Load())
+		}
+		if _, loaded := l.used.LoadOrStore(jti, &exp); !loaded {
+			return true, nil
+		}
+		l.nused.n.Add(-1)
 	}
-	l.usedSweep = max(1024, 2*len(l.used))
 }
 
 func (l *List) max() int {

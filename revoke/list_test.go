@@ -54,7 +54,7 @@ func TestListRevoked(t *testing.T) {
 		{"sid is not a sub", keygate.Principal{Subject: "sid-1", JWTID: "user-1", IssuedAt: now.Add(-time.Hour)}, false},
 	}
 	// The same cases against a small list (merged at every Revoke) and a
-	// large one (whose recent revocations sit in the delta layer).
+	// large one (past the 1024 entries at which sweeps start).
 	for _, filler := range []int{0, 5000} {
 		l := &revoke.List{Now: c.Now}
 		for i := range filler {
@@ -322,4 +322,111 @@ func list(t *testing.T, l *revoke.List) []revoke.Revocation {
 func same(a, b revoke.Revocation) bool {
 	return a.Kind == b.Kind && a.Value == b.Value && a.Source == b.Source &&
 		a.IssuedBefore.Equal(b.IssuedBefore) && a.At.Equal(b.At) && a.Expires.Equal(b.Expires)
+}
+
+// TestListFullConcurrent revokes distinct keys from more goroutines than
+// the list has room for: exactly MaxEntries succeed, the others get
+// ErrFull, and no success is lost.
+func TestListFullConcurrent(t *testing.T) {
+	const max, callers = 200, 600
+	l := &revoke.List{MaxEntries: max}
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			errs[i] = l.Revoke(context.Background(), revoke.Revocation{Kind: revoke.Session, Value: fmt.Sprint("s", i)})
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+			if !l.Revoked(&keygate.Principal{SessionID: fmt.Sprint("s", i)}) {
+				t.Errorf("s%d: Revoke returned nil but it does not hold", i)
+			}
+		case !errors.Is(err, revoke.ErrFull):
+			t.Errorf("s%d: Revoke() = %v; want nil or ErrFull", i, err)
+		}
+	}
+	if ok != max || l.Len() != max || len(list(t, l)) != max {
+		t.Errorf("%d Revokes succeeded, Len() = %d, List() has %d; want %d each", ok, l.Len(), len(list(t, l)), max)
+	}
+}
+
+// TestListMergeConcurrent revokes one subject from many goroutines, each
+// with its own times: whatever the order, the later IssuedBefore and
+// Expires win and At and Source come from the latest At, as replicas
+// receiving them in any order must agree.
+func TestListMergeConcurrent(t *testing.T) {
+	c := newClock()
+	const n = 64
+	for round := range 20 {
+		l := &revoke.List{Now: c.Now}
+		var wg sync.WaitGroup
+		for i := range n {
+			// IssuedBefore, At and Expires peak at different i.
+			r := revoke.Revocation{Kind: revoke.Subject, Value: "u",
+				IssuedBefore: c.At(time.Duration((i*7)%n) * time.Second),
+				At:           c.At(time.Duration((i*11)%n) * time.Second),
+				Expires:      c.At(time.Hour + time.Duration((i*13)%n)*time.Second),
+				Source:       fmt.Sprint("src-", (i*11)%n),
+			}
+			wg.Go(func() { mustRevoke(t, l, r) })
+		}
+		wg.Wait()
+		want := revoke.Revocation{Kind: revoke.Subject, Value: "u",
+			IssuedBefore: c.At((n - 1) * time.Second), At: c.At((n - 1) * time.Second),
+			Expires: c.At(time.Hour + (n-1)*time.Second), Source: fmt.Sprint("src-", n-1),
+		}
+		if got := list(t, l); len(got) != 1 || !same(got[0], want) {
+			t.Fatalf("round %d: List() = %+v; want [%+v]", round, got, want)
+		}
+	}
+}
+
+// TestListMergeTie: two revocations of one key with the same At and
+// different Sources end with the same Source in either order.
+func TestListMergeTie(t *testing.T) {
+	c := newClock()
+	a := revoke.Revocation{Kind: revoke.Session, Value: "s", At: c.Now(), Expires: c.At(time.Hour), Source: "admin"}
+	b := a
+	b.Source = "backchannel_logout"
+	var got [2]string
+	for i, order := range [2][2]revoke.Revocation{{a, b}, {b, a}} {
+		l := &revoke.List{Now: c.Now}
+		mustRevoke(t, l, order[0])
+		mustRevoke(t, l, order[1])
+		got[i] = list(t, l)[0].Source
+	}
+	if got[0] != got[1] {
+		t.Errorf("Source after a tie = %q or %q depending on order; want one", got[0], got[1])
+	}
+}
+
+// TestListFirstUseConcurrent: of many concurrent FirstUse calls with
+// the same jti, exactly one reports true.
+func TestListFirstUseConcurrent(t *testing.T) {
+	c := newClock()
+	for round := range 50 {
+		l := &revoke.List{Now: c.Now}
+		var first atomic.Int32
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				ok, err := l.FirstUse(context.Background(), "jti", c.At(time.Minute))
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					first.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := first.Load(); n != 1 {
+			t.Fatalf("round %d: %d FirstUse calls reported true; want 1", round, n)
+		}
+	}
 }
