@@ -14,8 +14,9 @@
 #   CASES: run only the cases whose name matches this extended regular
 #   expression (grep -E), e.g. CASES='^keygate' or CASES='tokens$'; the
 #   processes of the others still start. Empty: every case.
-#   KEYGATE_GOMEMLIMIT: GOMEMLIMIT for the keygate under test only (not
-#   the baseline, the other proxies or the load side), such as 24MiB.
+#   KEYGATE_ENV: NAME=value words added to the environment of the keygate
+#   under test only (not the baseline, the other proxies or the load
+#   side), such as "GOGC=200 GOMEMLIMIT=28MiB".
 #   MAX_LOAD (1.0): wait until the 1-minute load average is below this
 #   before measuring, for at most LOAD_WAIT seconds (900); empty: no wait.
 #
@@ -90,7 +91,8 @@ for _ in $(seq 100); do grep -q FLOOR "$work/floor.env" && break; sleep 0.1; don
 . "$work/floor.env"
 if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE"; fi
 keygate_env=()
-if [ -n "${KEYGATE_GOMEMLIMIT:-}" ]; then keygate_env=(env "GOMEMLIMIT=$KEYGATE_GOMEMLIMIT"); fi
+# shellcheck disable=SC2206 # KEYGATE_ENV is a list of NAME=value words
+if [ -n "${KEYGATE_ENV:-}" ]; then keygate_env=(env $KEYGATE_ENV); fi
 "${on_test[@]}" "${keygate_env[@]}" "$work/keygate" serve --config "$work/keygate.yaml" 2>"$work/keygate.log" &
 keygate_pid=$!
 pids+=($!)
