@@ -51,7 +51,7 @@ standard error. See docs/config.md and examples/keygate.yaml.`,
 			Flags: func(fs *flag.FlagSet) {
 				fs.String("config", "keygate.yaml", "the configuration `file`")
 			},
-			Args: noArgs,
+			Args: serveArgs,
 			Run:  runServe,
 		},
 		{
@@ -146,6 +146,15 @@ are allowed.`,
 			Run:   runHelp,
 		},
 	}
+}
+
+// serveArgs refuses arguments, and names --config when the argument
+// looks like the configuration file given as config check takes it.
+func serveArgs(args []string) error {
+	if len(args) > 0 && (strings.HasSuffix(args[0], ".yaml") || strings.HasSuffix(args[0], ".yml")) {
+		return fmt.Errorf("unexpected argument %q; the file goes after --config: keygate serve --config %s", args[0], args[0])
+	}
+	return noArgs(args)
 }
 
 func noArgs(args []string) error {
