@@ -285,7 +285,8 @@ if cur then ok, old = pcall(cjson.decode, cur) end
 if ok and type(old) == 'table' then
   if type(old.ib) == 'number' and old.ib > new.ib then new.ib = old.ib end
   if type(old.exp) == 'number' and old.exp > new.exp then new.exp = old.exp end
-  if type(old.at) == 'number' and old.at > new.at and type(old.src) == 'string' and type(old.o) == 'string' then
+  if type(old.at) == 'number' and type(old.src) == 'string' and type(old.o) == 'string' and
+     (old.at > new.at or (old.at == new.at and old.src > new.src)) then
     new.at = old.at; new.src = old.src; new.o = old.o
   end
 end

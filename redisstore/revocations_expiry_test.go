@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,5 +33,30 @@ func TestRevocationsCapPlantedExpiry(t *testing.T) {
 	}
 	if limit := time.Now().Add(time.Hour + 2*time.Minute); list[0].Expires.After(limit) {
 		t.Errorf("planted revocation expires %v; want no later than %v (TTL + skew margin)", list[0].Expires, limit)
+	}
+}
+
+// TestRevocationsMergeTieInRedis: two revocations of one key with the same
+// At keep the greater Source in Redis, whatever their order, as the
+// replicas' revoke.List does, so that Redis and every replica agree.
+func TestRevocationsMergeTieInRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	at := time.Now().Truncate(time.Millisecond)
+	for i, order := range [][2]string{{"admin", "backchannel_logout"}, {"backchannel_logout", "admin"}} {
+		prefix := fmt.Sprintf("tie%d:", i)
+		r := startRevocations(t, srv, redisstore.RevocationsOptions{Prefix: prefix, TTL: time.Hour})
+		for _, src := range order {
+			if err := r.Revoke(ctx, revoke.Revocation{Kind: revoke.Session, Value: "s", At: at, Source: src}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec, err := newClient(t, srv).HGet(ctx, prefix+"{revocations}", "sid:s").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rec, `"src":"backchannel_logout"`) {
+			t.Errorf("order %v: Redis holds %s; want the greater source, backchannel_logout", order, rec)
+		}
 	}
 }
