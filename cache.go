@@ -99,8 +99,10 @@ func newDoorkeeper(entries int) doorkeeper {
 // seen reports whether h was recorded in this window, and records it.
 func (d *doorkeeper) seen(h uint64) bool {
 	// Double hashing (Kirsch and Mitzenmacher): probe i is g + i*step.
-	// The multiplication mixes h's high bits into the low ones the mask
-	// keeps, apart from the low bits that chose the token's shard.
+	// A multiplication carries low bits up, never high bits down: the
+	// bits of g the mask keeps are a bijection of the same bits of h, and
+	// step, g's high half, mixes the lower half of h. step is odd, so a
+	// token's probes are distinct.
 	g := h * 0x9e3779b97f4a7c15
 	step := (g>>32 | h<<32) | 1
 	var idx [doorProbes]uint64
