@@ -99,8 +99,10 @@ func newDoorkeeper(entries int) doorkeeper {
 // seen reports whether h was recorded in this window, and records it.
 func (d *doorkeeper) seen(h uint64) bool {
 	// Double hashing (Kirsch and Mitzenmacher): probe i is g + i*step.
-	// The multiplication mixes h's high bits into the low ones the mask
-	// keeps, apart from the low bits that chose the token's shard.
+	// A multiplication carries low bits up, never high bits down: the
+	// bits of g the mask keeps are a bijection of the same bits of h, and
+	// step, g's high half, mixes the lower half of h. step is odd, so a
+	// token's probes are distinct.
 	g := h * 0x9e3779b97f4a7c15
 	step := (g>>32 | h<<32) | 1
 	var idx [doorProbes]uint64
@@ -203,7 +205,10 @@ func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
 // second sighting (the doorkeeper saw it turned away before), or, when
 // full, in place of an entry of its home shard that has ended (expired,
 // or its key retired); otherwise put counts it as rejected. So tokens
-// seen once fill at most c.free entries of the cache, not all of it.
+// seen once fill at most c.free entries of the cache, not all of it. A
+// token the cache already holds, live, is left as it is: nothing is
+// evicted for it (two puts of one token that race past that check may
+// still each reserve room).
 func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at time.Time, cost int64) {
 	if cost > c.maxBytes {
 		return
@@ -211,6 +216,17 @@ func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at
 	h := maphash.String(c.seed, raw)
 	home := int(h % cacheShards)
 	now := at.UnixNano()
+	s := &c.shards[home]
+	s.mu.RLock()
+	held := s.m[raw]
+	s.mu.RUnlock()
+	if held != nil && now < held.exp && !held.key.Retired() {
+		// Another request with raw verified it and cached it first (a
+		// client sending one new token on several requests at once):
+		// there is nothing to add, and reserving room would evict some
+		// other token's entry for nothing.
+		return
+	}
 	n, full := c.n.Load(), c.bytes.Load()+cost > c.maxBytes
 	full = full || n >= c.maxEntries
 	if full || n >= c.free {
@@ -230,7 +246,6 @@ func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at
 			return
 		}
 	}
-	s := &c.shards[home]
 	s.mu.Lock()
 	if old := s.m[raw]; old != nil {
 		c.removeLocked(s, raw, old)

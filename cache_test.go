@@ -324,3 +324,36 @@ func TestDoorkeeperFalsePositives(t *testing.T) {
 		}
 	}
 }
+
+// TestCachePutHeld offers a full cache a token it already holds, as
+// concurrent requests with one new token do: each verifies the token and
+// puts it after the first put cached it. Such a put has nothing to add,
+// so it must not evict another caller's entry. The tokens share a shard,
+// where an eviction looks first.
+func TestCachePutHeld(t *testing.T) {
+	c := newCache(10, 1<<30)
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	key := &jwks.Key{ID: "k"}
+	var toks []string
+	for i := 0; len(toks) < 10; i++ {
+		if raw := "tok" + strconv.Itoa(i); c.index(raw) == c.index("tok0") {
+			toks = append(toks, raw)
+		}
+	}
+	for _, raw := range toks {
+		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+	}
+	for range 5 { // the doorkeeper admits from the second put on
+		c.put(toks[0], &Principal{}, "k", key, exp, now, 100)
+	}
+	c.check(t)
+	for _, raw := range toks {
+		if _, ok := c.shards[c.index(raw)].m[raw]; !ok {
+			t.Errorf("%s was evicted by puts of the held token %s", raw, toks[0])
+		}
+	}
+	if st := c.stats(); st.Evictions != 0 {
+		t.Errorf("Evictions = %d; want 0", st.Evictions)
+	}
+}
