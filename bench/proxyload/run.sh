@@ -14,6 +14,8 @@
 #   CASES: run only the cases whose name matches this extended regular
 #   expression (grep -E), e.g. CASES='^keygate' or CASES='tokens$'; the
 #   processes of the others still start. Empty: every case.
+#   LOGS: a directory to copy the servers' logs (standard error) into at
+#   the end, e.g. with KEYGATE_ENV=GODEBUG=gctrace=1 for the collector's.
 #   KEYGATE_ENV: NAME=value words added to the environment of the keygate
 #   under test only (not the baseline, the other proxies or the load
 #   side), such as "GOGC=200 GOMEMLIMIT=28MiB".
@@ -60,6 +62,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "$BASELINE_REV" ]; then git -C "$root" worktree remove --force "$work/base" 2>/dev/null || true; fi
+  if [ -n "${LOGS:-}" ]; then mkdir -p "$LOGS" && cp "$work"/*.log "$LOGS"/ 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
