@@ -219,6 +219,8 @@ func TestValidate(t *testing.T) {
 		{name: "backchannel logout bad path", yaml: valid + "revocation:\n  backchannel_logout: {client_id: app, path: /a/../b}\n", err: `revocation.backchannel_logout.path "/a/../b" must be a clean absolute path`},
 		{name: "backchannel logout on forward-auth path", yaml: valid + "forward_auth: {path: /auth}\nrevocation:\n  backchannel_logout: {client_id: app, path: /auth}\n", err: "revocation.backchannel_logout.path is forward_auth.path"},
 		{name: "admin token short", yaml: valid + "admin: {listen: 127.0.0.1:9090}\nrevocation: {admin_token: abc}\n", err: "f.yaml:5: revocation.admin_token is 3 bytes"},
+		{name: "admin token not b64token", yaml: valid + "admin: {listen: 127.0.0.1:9090}\nrevocation: {admin_token: \"two words 0123456789abcdef0123456789\"}\n", err: "revocation.admin_token holds characters a bearer token cannot carry"},
+		{name: "admin token base64", yaml: valid + "admin: {listen: 127.0.0.1:9090}\nrevocation: {admin_token: \"q1w2e3r4t5y6u7i8o9p0+/ASDFGHJKLzxcvbnm==\"}\n"},
 		{name: "admin token without admin", yaml: valid + "revocation: {admin_token: " + secret + "}\n", err: "revocation.admin_token needs the admin listener"},
 	}
 	for _, tt := range tests {

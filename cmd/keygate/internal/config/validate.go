@@ -15,6 +15,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
+	"github.com/keygate/keygate/httpauth"
 	"github.com/keygate/keygate/jwks"
 )
 
@@ -370,6 +371,9 @@ func (v *validator) revocation(c *Config) {
 		}
 	}
 	if r.AdminToken != "" {
+		if tok, err := httpauth.ParseAuthorization("Bearer " + r.AdminToken); err != nil || tok != r.AdminToken {
+			v.add("revocation.admin_token", "revocation.admin_token holds characters a bearer token cannot carry; use letters, digits and -._~+/ (such as the output of openssl rand -base64 48)")
+		}
 		if len(r.AdminToken) < MinSecretLength {
 			v.add("revocation.admin_token", "revocation.admin_token is %d bytes; use at least %d (such as the output of openssl rand -base64 48)", len(r.AdminToken), MinSecretLength)
 		}

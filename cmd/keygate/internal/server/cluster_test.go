@@ -136,6 +136,7 @@ func TestAdminRevocations(t *testing.T) {
 		{"no token", "", "application/json", `{"sid":"s-1"}`, 401},
 		{"wrong token", "Bearer " + strings.Repeat("x", len(adminToken)), "application/json", `{"sid":"s-1"}`, 401},
 		{"token prefix", "Bearer " + adminToken[:10], "application/json", `{"sid":"s-1"}`, 401},
+		{"basic scheme", "Basic " + adminToken, "application/json", `{"sid":"s-1"}`, 401},
 		{"two kinds", bearer, "application/json", `{"sid":"s-1","jti":"j"}`, 400},
 		{"none", bearer, "application/json", `{}`, 400},
 		{"unknown field", bearer, "application/json", `{"sid":"s-1","x":1}`, 400},
@@ -153,7 +154,8 @@ func TestAdminRevocations(t *testing.T) {
 	if code, _ := statusOf(t, s.URL(), "/x", alice); code != 200 {
 		t.Fatalf("no revocation may have been recorded by the refused requests: %d", code)
 	}
-	if code, body := post(bearer, "application/json", `{"sid":"s-1"}`); code != 201 {
+	// The scheme is case-insensitive (RFC 9110 section 11.1), as for the middleware.
+	if code, body := post("bearer "+adminToken, "application/json", `{"sid":"s-1"}`); code != 201 {
 		t.Fatalf("revoke sid: %d %s", code, body)
 	}
 	if code, _ := statusOf(t, s.URL(), "/x", alice); code != 401 {

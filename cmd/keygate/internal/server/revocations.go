@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keygate/keygate/httpauth"
 	"github.com/keygate/keygate/revoke"
 )
 
@@ -139,11 +140,12 @@ func (s *Server) postRevocation(w http.ResponseWriter, r *http.Request) {
 }
 
 // adminAuthorized reports whether r carries revocation.admin_token as a
-// bearer token, compared in constant time.
+// bearer token (read as the middleware reads one: the scheme in any case,
+// b64token syntax), compared in constant time.
 func (s *Server) adminAuthorized(r *http.Request) bool {
 	want := s.cfg.Revocation.AdminToken
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+	got, err := httpauth.ParseAuthorization(r.Header.Get("Authorization"))
+	return err == nil && got != "" && want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 func toJSON(rv revoke.Revocation) revocationJSON {
