@@ -12,12 +12,15 @@ test: check quick e2e proxies
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # check fails on unformatted files, vet findings and staticcheck findings,
-# the build-tagged tiers included.
+# the build-tagged tiers, the build without ext_authz and the profiling
+# build included.
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) -tags e2e,proxies ./...
+	$(GO) vet -tags keygate_noextauthz,keygate_pprof ./cmd/keygate/...
+	$(GO) run $(STATICCHECK) -tags keygate_noextauthz,keygate_pprof ./cmd/keygate/...
 
 # quick is the unit tier: every package against the in-process test issuer,
 # and the cluster-mode packages against a real redis-server they start on

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +28,51 @@ func TestReleaseBinaryDeps(t *testing.T) {
 	for _, d := range deps {
 		if strings.HasPrefix(d, "testing/") {
 			t.Errorf("the keygate binary links %s", d)
+		}
+	}
+}
+
+// TestSlimBuild checks the build without ext_authz (tag
+// keygate_noextauthz): it links neither gRPC nor Envoy's protobufs, which
+// the default build does, and its config check refuses an ext_authz block
+// with an error that names the tag, where the default build accepts it.
+func TestSlimBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds keygate twice")
+	}
+	heavy := func(d string) bool {
+		return strings.HasPrefix(d, "google.golang.org/grpc") || strings.HasPrefix(d, "github.com/envoyproxy/")
+	}
+	for _, tc := range []struct {
+		tags  string
+		heavy bool
+	}{{"", true}, {"keygate_noextauthz", false}} {
+		out, err := exec.Command("go", "list", "-deps", "-tags", tc.tags, ".").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps -tags %q: %v\n%s", tc.tags, err, out)
+		}
+		if got := slices.ContainsFunc(strings.Fields(string(out)), heavy); got != tc.heavy {
+			t.Errorf("tags %q: links gRPC or Envoy = %v, want %v", tc.tags, got, tc.heavy)
+		}
+	}
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "keygate.yaml")
+	os.WriteFile(conf, []byte("issuer: https://idp.example/realms/r\naudiences: [api]\next_authz: {}\n"), 0o600)
+	for _, tc := range []struct {
+		tags string
+		ok   bool
+	}{{"", true}, {"keygate_noextauthz", false}} {
+		bin := filepath.Join(dir, "keygate"+tc.tags)
+		if out, err := exec.Command("go", "build", "-tags", tc.tags, "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("go build -tags %q: %v\n%s", tc.tags, err, out)
+		}
+		out, err := exec.Command(bin, "config", "check", conf).CombinedOutput()
+		if tc.ok && err != nil {
+			t.Errorf("default build: config check with ext_authz: %v\n%s", err, out)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(string(out), "built without ext_authz (build tag keygate_noextauthz)")) {
+			t.Errorf("slim build: config check with ext_authz: err %v, output:\n%s\nwant a refusal naming the build tag", err, out)
 		}
 	}
 }

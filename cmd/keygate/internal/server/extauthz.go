@@ -1,17 +1,24 @@
+//go:build !keygate_noextauthz
+
 package server
 
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/cmd/keygate/internal/config"
@@ -32,6 +39,40 @@ const (
 	extAuthzMaxStreams = 1024
 	extAuthzMaxMessage = 1 << 20
 )
+
+// extAuthzBuilt reports whether this build serves ext_authz: built with
+// the tag keygate_noextauthz, keygate links neither gRPC nor Envoy's
+// protobufs (see extauthz_off.go).
+const extAuthzBuilt = true
+
+// newExtAuthzServer returns the gRPC server of the ext_authz listener,
+// its Authorization service registered. Envoy holds a few long-lived
+// HTTP/2 connections and sends every check over them: a full listener
+// waits rather than closing one (gRPC reports no connection states to
+// tell a busy one), and each connection gets bounded streams and
+// messages instead.
+func (s *Server) newExtAuthzServer() extAuthzServer {
+	t := s.cfg.Timeouts
+	srv := grpc.NewServer(
+		grpc.ConnectionTimeout(t.ReadHeader),
+		grpc.MaxConcurrentStreams(extAuthzMaxStreams),
+		grpc.MaxRecvMsgSize(extAuthzMaxMessage),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: t.Idle}),
+	)
+	authv3.RegisterAuthorizationServer(srv, &extAuthz{s: s, remove: s.headersToRemove()})
+	return grpcServer{srv}
+}
+
+// grpcServer is a *grpc.Server whose Serve, once stopped, returns nil.
+type grpcServer struct{ *grpc.Server }
+
+func (g grpcServer) Serve(ln net.Listener) error {
+	if err := g.Server.Serve(ln); !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
 
 type extAuthz struct {
 	authv3.UnimplementedAuthorizationServer

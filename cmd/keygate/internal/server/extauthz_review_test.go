@@ -1,3 +1,5 @@
+//go:build !keygate_noextauthz
+
 package server_test
 
 // Regression tests from the security review of the ext_authz server.

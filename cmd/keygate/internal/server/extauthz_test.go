@@ -1,3 +1,5 @@
+//go:build !keygate_noextauthz
+
 package server_test
 
 import (

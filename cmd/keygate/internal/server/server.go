@@ -33,10 +33,6 @@ import (
 	"sync"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
-
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/authz"
 	"github.com/keygate/keygate/backchannel"
@@ -106,7 +102,7 @@ type Server struct {
 	mu       sync.Mutex
 	srv      *http.Server
 	adminSrv *http.Server
-	extSrv   *grpc.Server // nil without ext_authz
+	extSrv   extAuthzServer // nil without ext_authz
 	ln       net.Listener
 	adminLn  net.Listener
 	extLn    net.Listener
@@ -129,6 +125,9 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s.strip = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames(), cfg.StripHeaders, forwardAuthInputs())
 	s.owned = newHeaderSet(s.headers.names(), config.DefaultIdentityHeaderNames())
 
+	if cfg.ExtAuthz != nil && !extAuthzBuilt {
+		return nil, errExtAuthzNotBuilt
+	}
 	var err error
 	if s.cluster, err = newClusterParts(cfg, log, s.metrics); err != nil {
 		return nil, err
@@ -304,23 +303,14 @@ func (s *Server) Start() error {
 		}()
 	}
 	if extLn != nil {
-		// Envoy holds a few long-lived HTTP/2 connections and sends every
-		// check over them: a full listener waits rather than closing one
-		// (gRPC reports no connection states to tell a busy one), and
-		// each connection gets bounded streams and messages instead.
+		// A full listener waits rather than closing a connection: see
+		// newExtAuthzServer.
 		s.extLn = newLimitListener(extLn, s.cfg.Limits.MaxConnections, false)
-		s.extSrv = grpc.NewServer(
-			grpc.ConnectionTimeout(t.ReadHeader),
-			grpc.MaxConcurrentStreams(extAuthzMaxStreams),
-			grpc.MaxRecvMsgSize(extAuthzMaxMessage),
-			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: t.Idle}),
-		)
-		authv3.RegisterAuthorizationServer(s.extSrv, &extAuthz{s: s, remove: s.headersToRemove()})
+		s.extSrv = s.newExtAuthzServer()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.extSrv.Serve(s.extLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			if err := s.extSrv.Serve(s.extLn); err != nil {
 				s.serveErr <- err
 			}
 		}()
@@ -399,6 +389,19 @@ func (s *Server) URL() string {
 	}
 	return scheme + "://" + a.String()
 }
+
+// extAuthzServer serves Envoy's ext_authz checks on a listener: a gRPC
+// server (extauthz.go), absent from builds with the tag
+// keygate_noextauthz. Serve returns nil once stopped.
+type extAuthzServer interface {
+	Serve(net.Listener) error
+	GracefulStop()
+	Stop()
+}
+
+// errExtAuthzNotBuilt is New's error for an ext_authz block in a build
+// without ext_authz.
+var errExtAuthzNotBuilt = errors.New("config: ext_authz: this keygate was built without ext_authz (build tag keygate_noextauthz); use a default build")
 
 // Shutdown stops accepting connections, waits for in-flight requests to
 // finish or ctx to end, then closes what is left and stops fetching keys.
