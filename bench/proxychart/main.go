@@ -29,7 +29,7 @@ import (
 var line = regexp.MustCompile(`^(.+?)\s+run (\d+)\s+([\d.]+) req/s\s+([\d.]+) µs CPU/req\s+p50 (\S+)\s+p99 (\S+)\s+rss\s+([\d.]+) MiB`)
 
 // peak matches run.sh's last line: the peak RSS of each process.
-var peak = regexp.MustCompile(`([\w@.-]+) ([\d.]+) MiB`)
+var peak = regexp.MustCompile(`([\w@.\[\]-]+) ([\d.]+) MiB`)
 
 type runs struct {
 	rps, cpu, p50, p99 []float64
@@ -202,6 +202,8 @@ func chart(w io.Writer, rows []row, title, sub string) {
 			color = "#e15759"
 		case strings.Contains(r.name, "@"):
 			color = "#f28e2b"
+		case strings.Contains(r.name, "["):
+			color = "#59a14f"
 		}
 		p(`<text x="%d" y="%d" text-anchor="end">%s</text>`, left-8, y+13, html.EscapeString(r.name))
 		wr := float64(panelW) * r.rps / maxRPS
@@ -211,6 +213,6 @@ func chart(w io.Writer, rows []row, title, sub string) {
 		p(`<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`, x2, y, wc, barH, color)
 		p(`<text x="%.1f" y="%d">%.1f (%.2f×)</text>`, float64(x2)+wc+4, y+13, r.cpu, r.xCPU)
 	}
-	p(`<text x="10" y="%d" fill="#555">grey: bare httputil.ReverseProxy; red: + crypto/rsa RS256 verify per request, no cache; blue: keygate; orange: keygate at a baseline revision</text>`, height-12)
+	p(`<text x="10" y="%d" fill="#555">grey: bare httputil.ReverseProxy; red: + crypto/rsa RS256 verify per request, no cache; blue: keygate; green: keygate built with tags; orange: keygate at a baseline revision</text>`, height-12)
 	p(`</svg>`)
 }

@@ -7,10 +7,13 @@
 #   DURATION (default 15s), CONNECTIONS (32), THREADS (1), RUNS (3)
 #   NTOKENS (20000): distinct tokens minted for the distinct-token cases
 #   PROFILE: a directory; during the first round, perf record (cpu-clock
-#   samples with call graphs) profiles keygate for 5 s of each of its
-#   cases into PROFILE/keygate-*.perf.data (read them with perf report)
+#   samples with call graphs) profiles keygate and the bare proxy for 5 s of each of their
+#   cases into PROFILE/NAME.perf.data (read them with perf report)
 #   BASELINE_REV: also build keygate at this git revision and measure it in
 #   the same rounds (e.g. BASELINE_REV=138450f), to see what a change cost.
+#   VARIANT_TAGS: also build keygate with these build tags (e.g.
+#   keygate_noextauthz, the build without ext_authz) and measure it in the
+#   same rounds as "keygate[TAGS]".
 #   CASES: run only the cases whose name matches this extended regular
 #   expression (grep -E), e.g. CASES='^keygate' or CASES='tokens$'; the
 #   processes of the others still start. Empty: every case.
@@ -19,6 +22,9 @@
 #   KEYGATE_ENV: NAME=value words added to the environment of the keygate
 #   under test only (not the baseline, the other proxies or the load
 #   side), such as "GOGC=200 GOMEMLIMIT=28MiB".
+#   MEMTRACE: a file; every 100 ms, keygate's resident memory (RssAnon and
+#   RssFile of /proc/PID/status, in KiB) is appended to it, with a line
+#   naming each case as it starts, to find when a peak happens.
 #   MAX_LOAD (1.0): wait until the 1-minute load average is below this
 #   before measuring, for at most LOAD_WAIT seconds (900); empty: no wait.
 #
@@ -69,6 +75,10 @@ trap cleanup EXIT
 
 (cd "$root" && "$GO" build -o "$work/keygate" ./cmd/keygate)
 (cd "$root/bench" && "$GO" build -o "$work/proxyload" ./proxyload)
+VARIANT_TAGS="${VARIANT_TAGS:-}"
+if [ -n "$VARIANT_TAGS" ]; then
+  (cd "$root" && "$GO" build -tags "$VARIANT_TAGS" -o "$work/keygate-variant" ./cmd/keygate)
+fi
 if [ -n "$BASELINE_REV" ]; then
   git -C "$root" worktree add -q --detach "$work/base" "$BASELINE_REV"
   (cd "$work/base" && "$GO" build -o "$work/keygate-base" ./cmd/keygate)
@@ -110,6 +120,13 @@ if [ -n "$BASELINE_REV" ]; then
   base_pid=$!
   pids+=($!)
 fi
+if [ -n "$VARIANT_TAGS" ]; then
+  VARIANT="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  sed "s/^listen: .*/listen: $VARIANT/" "$work/keygate.yaml" >"$work/keygate-variant.yaml"
+  "${on_test[@]}" "${keygate_env[@]}" "$work/keygate-variant" serve --config "$work/keygate-variant.yaml" 2>"$work/keygate-variant.log" &
+  variant_pid=$!
+  pids+=($!)
+fi
 token="$(cat "$work/token.txt")"
 
 # ready ADDR PID: the server on ADDR answers 200 to the token, and it is
@@ -129,6 +146,7 @@ ready "$KEYGATE" "$keygate_pid"
 ready "$BARE" "$bare_pid"
 ready "$FLOOR" "$floor_pid"
 if [ -n "$BASELINE_REV" ]; then ready "$BASE" "$base_pid"; fi
+if [ -n "$VARIANT_TAGS" ]; then ready "$VARIANT" "$variant_pid"; fi
 
 # cpu PID: user+system clock ticks the process has used.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -141,7 +159,8 @@ bench() {
   local name=$1 r=$2 pid=$3 url=$4; shift 4
   if [ -n "$CASES" ] && ! grep -Eq -- "$CASES" <<<"$name"; then return 0; fi
   local c0 c1 out prof=""
-  if [ -n "$PROFILE" ] && [ "$r" = 1 ] && [ "$pid" = "$keygate_pid" ]; then
+  if [ -n "${MEMTRACE:-}" ]; then echo "# $(date +%s.%N) $name run $r" >>"$MEMTRACE"; fi
+  if [ -n "$PROFILE" ] && [ "$r" = 1 ] && { [ "$pid" = "$keygate_pid" ] || [ "$pid" = "$bare_pid" ]; }; then
     # The samples cost the proxy a little CPU: this round's figures are
     # profiled ones.
     (sleep 2; "${on_load[@]}" perf record -q -e cpu-clock -F 1999 -g -p "$pid" \
@@ -176,6 +195,14 @@ if [ -n "$MAX_LOAD" ]; then
   done
 fi
 
+if [ -n "${MEMTRACE:-}" ]; then
+  : >"$MEMTRACE"
+  while kill -0 "$keygate_pid" 2>/dev/null; do
+    awk -v t="$(date +%s.%N)" '$1=="RssAnon:" {a=$2} $1=="RssFile:" {f=$2} $1=="VmHWM:" {h=$2} END {print t, a, f, h}' "/proc/$keygate_pid/status" >>"$MEMTRACE" 2>/dev/null || break
+    sleep 0.1
+  done &
+  pids+=($!)
+fi
 echo "== $(date -u +%FT%TZ)  $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')  wrk -t$THREADS -c$CONNECTIONS -d$DURATION  load: $(cut -d' ' -f1-3 /proc/loadavg)  $pinned"
 # Every case sends an Authorization header, the bare proxy's too, so that
 # each moves the same bytes.
@@ -188,10 +215,17 @@ for r in $(seq "$RUNS"); do
   TOKENS="$work/tokens.txt" bench "floor, $many" "$r" "$floor_pid" "http://$FLOOR/api/x" -s "$root/bench/proxyload/tokens.lua"
   bench "keygate, repeated" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -H "Authorization: Bearer $token"
   TOKENS="$work/tokens.txt" bench "keygate, $many" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  if [ -n "$VARIANT_TAGS" ]; then
+    bench "keygate[$VARIANT_TAGS], repeated" "$r" "$variant_pid" "http://$VARIANT/api/x" -H "Authorization: Bearer $token"
+    TOKENS="$work/tokens.txt" bench "keygate[$VARIANT_TAGS], $many" "$r" "$variant_pid" "http://$VARIANT/api/x" -s "$root/bench/proxyload/tokens.lua"
+  fi
   if [ -n "$BASELINE_REV" ]; then
     bench "keygate@$BASELINE_REV, repeated" "$r" "$base_pid" "http://$BASE/api/x" -H "Authorization: Bearer $token"
     TOKENS="$work/tokens.txt" bench "keygate@$BASELINE_REV, $many" "$r" "$base_pid" "http://$BASE/api/x" -s "$root/bench/proxyload/tokens.lua"
   fi
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== peak RSS (VmHWM): bare $(mem "$bare_pid" VmHWM) MiB  floor $(mem "$floor_pid" VmHWM) MiB  keygate $(mem "$keygate_pid" VmHWM) MiB${BASELINE_REV:+  keygate@$BASELINE_REV $(mem "$base_pid" VmHWM) MiB}"
+# rss_parts PID: the resident set's anonymous and file-backed parts now.
+rss_parts() { awk '$1=="RssAnon:" {a=$2} $1=="RssFile:" {f=$2} END {printf "anon %.1f + file %.1f", a/1024, f/1024}' "/proc/$1/status"; }
+echo "== resident now (MiB): bare $(rss_parts "$bare_pid")  floor $(rss_parts "$floor_pid")  keygate $(rss_parts "$keygate_pid")${VARIANT_TAGS:+  keygate[$VARIANT_TAGS] $(rss_parts "$variant_pid")}"
+echo "== peak RSS (VmHWM): bare $(mem "$bare_pid" VmHWM) MiB  floor $(mem "$floor_pid" VmHWM) MiB  keygate $(mem "$keygate_pid" VmHWM) MiB${VARIANT_TAGS:+  keygate[$VARIANT_TAGS] $(mem "$variant_pid" VmHWM) MiB}${BASELINE_REV:+  keygate@$BASELINE_REV $(mem "$base_pid" VmHWM) MiB}"
