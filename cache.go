@@ -3,6 +3,7 @@ package keygate
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,21 @@ import (
 // (see cache), so the number of shards does not change how many entries
 // the cache holds.
 const cacheShards = 64
+
+// tokenKey is the cache's key for a token: the SHA-256 digest of the whole
+// compact token. It stands for the token without holding it, 32 bytes
+// instead of the token's ~1 KiB (about half of what a Keycloak token's
+// entry held), and SHA-256's collision resistance makes it as good as the
+// token itself: no string other than the token that verified has its
+// key, so a hit is that token again. A keyed non-cryptographic hash
+// would not do: a cache hit answers for an identity.
+type tokenKey [sha256.Size]byte
+
+// keyOf returns raw's tokenKey. The hash reads raw's bytes in place;
+// sha256.Sum256 neither keeps nor changes its argument.
+func keyOf(raw string) tokenKey {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+}
 
 // freeAdmit is how many tokens a cache holds at least before it admits
 // new ones only on their second sighting (see cache.put): a verifier that
@@ -130,7 +146,7 @@ func (d *doorkeeper) seen(h uint64) bool {
 
 type shard struct {
 	mu     sync.RWMutex
-	m      map[string]*entry
+	m      map[tokenKey]*entry
 	hits   atomic.Uint64
 	misses atomic.Uint64
 	_      [80]byte // 128 bytes a shard: no two share a cache line pair
@@ -148,22 +164,29 @@ func newCache(entries, bytes int) *cache {
 	c := &cache{seed: maphash.MakeSeed(), maxEntries: int64(entries), maxBytes: int64(bytes), door: newDoorkeeper(entries)}
 	c.free = min(c.maxEntries, max(c.maxEntries/8, freeAdmit))
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*entry)
+		c.shards[i].m = make(map[tokenKey]*entry)
 	}
 	return c
 }
 
-func (c *cache) index(raw string) int {
-	return int(maphash.String(c.seed, raw) % cacheShards)
+// hash returns the cache's seeded hash of k, which picks its shard and its
+// doorkeeper bits: seeded, so that the token's digest alone does not tell
+// where it lands.
+func (c *cache) hash(k *tokenKey) uint64 {
+	return maphash.Bytes(c.seed, k[:])
 }
 
-// get returns the cached principal of raw, or nil. An entry counts only
-// while it has not expired and keys still returns its key for its kid;
-// otherwise it is dropped and get reports a miss.
-func (c *cache) get(ctx context.Context, raw string, now time.Time, keys KeySet) *Principal {
-	s := &c.shards[c.index(raw)]
+func (c *cache) index(k *tokenKey) int {
+	return int(c.hash(k) % cacheShards)
+}
+
+// get returns the cached principal of the token whose key is k, or nil.
+// An entry counts only while it has not expired and keys still returns
+// its key for its kid; otherwise it is dropped and get reports a miss.
+func (c *cache) get(ctx context.Context, k *tokenKey, now time.Time, keys KeySet) *Principal {
+	s := &c.shards[c.index(k)]
 	s.mu.RLock()
-	e := s.m[raw]
+	e := s.m[*k]
 	s.mu.RUnlock()
 	if e == nil {
 		s.misses.Add(1)
@@ -171,8 +194,8 @@ func (c *cache) get(ctx context.Context, raw string, now time.Time, keys KeySet)
 	}
 	if now.UnixNano() >= e.exp || e.key.Retired() || !stillServed(ctx, keys, e) {
 		s.mu.Lock()
-		if s.m[raw] == e {
-			c.removeLocked(s, raw, e)
+		if s.m[*k] == e {
+			c.removeLocked(s, *k, e)
 		}
 		s.mu.Unlock()
 		s.misses.Add(1)
@@ -197,7 +220,7 @@ func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
 	return ok && k.Algorithm == e.key.Algorithm && pub.Equal(e.key.Public)
 }
 
-// put caches p for raw, evicting entries until both bounds hold. An entry
+// put caches p for the token whose key is k, evicting entries until both bounds hold. An entry
 // that alone costs more than the byte bound is not cached.
 //
 // Admission: while the cache holds fewer than c.free entries and has room,
@@ -209,19 +232,19 @@ func stillServed(ctx context.Context, keys KeySet, e *entry) bool {
 // token the cache already holds, live, is left as it is: nothing is
 // evicted for it (two puts of one token that race past that check may
 // still each reserve room).
-func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at time.Time, cost int64) {
+func (c *cache) put(k *tokenKey, p *Principal, kid string, key *jwks.Key, exp, at time.Time, cost int64) {
 	if cost > c.maxBytes {
 		return
 	}
-	h := maphash.String(c.seed, raw)
+	h := c.hash(k)
 	home := int(h % cacheShards)
 	now := at.UnixNano()
 	s := &c.shards[home]
 	s.mu.RLock()
-	held := s.m[raw]
+	held := s.m[*k]
 	s.mu.RUnlock()
 	if held != nil && now < held.exp && !held.key.Retired() {
-		// Another request with raw verified it and cached it first (a
+		// Another request with the token verified it and cached it first (a
 		// client sending one new token on several requests at once):
 		// there is nothing to add, and reserving room would evict some
 		// other token's entry for nothing.
@@ -247,10 +270,10 @@ func (c *cache) put(raw string, p *Principal, kid string, key *jwks.Key, exp, at
 		}
 	}
 	s.mu.Lock()
-	if old := s.m[raw]; old != nil {
-		c.removeLocked(s, raw, old)
+	if old := s.m[*k]; old != nil {
+		c.removeLocked(s, *k, old)
 	}
-	s.m[raw] = &entry{p: p, kid: kid, key: key, exp: exp.UnixNano(), cost: cost}
+	s.m[*k] = &entry{p: p, kid: kid, key: key, exp: exp.UnixNano(), cost: cost}
 	s.mu.Unlock()
 }
 
@@ -263,7 +286,7 @@ func (c *cache) evict(home int, now int64) bool {
 		s := &c.shards[(home+i)%cacheShards]
 		s.mu.Lock()
 		var (
-			victim string
+			victim tokenKey
 			ve     *entry
 			seen   int
 		)
@@ -306,9 +329,9 @@ func (c *cache) evictEnded(home int, now int64) bool {
 	return false
 }
 
-// removeLocked deletes raw's entry e from s, whose lock the caller holds.
-func (c *cache) removeLocked(s *shard, raw string, e *entry) {
-	delete(s.m, raw)
+// removeLocked deletes k's entry e from s, whose lock the caller holds.
+func (c *cache) removeLocked(s *shard, k tokenKey, e *entry) {
+	delete(s.m, k)
 	c.n.Add(-1)
 	c.bytes.Add(-e.cost)
 }
@@ -334,10 +357,10 @@ func (c *cache) stats() (st CacheStats) {
 // Fixed parts of an entry's cost, in bytes, for a 64-bit platform. They
 // are estimates of what the Go runtime allocates, rounded up.
 const (
-	// costEntry covers the cache's map slot (a string key and a pointer,
+	// costEntry covers the cache's map slot (a tokenKey and a pointer,
 	// with the control byte and the slack of a map that grows by doubling),
 	// the entry itself and the Principal struct.
-	costEntry = 48 + int64(unsafe.Sizeof(entry{})) + int64(unsafe.Sizeof(principalAlloc{}))
+	costEntry = 2*(int64(unsafe.Sizeof(tokenKey{}))+8) + int64(unsafe.Sizeof(entry{})) + int64(unsafe.Sizeof(principalAlloc{}))
 	// costString is a string header in a slice.
 	costString = int64(unsafe.Sizeof(""))
 	// costClaim is the allocation rounding of the two copies (name and
@@ -353,8 +376,8 @@ func mapCost(n int) int64 {
 	return 48 + groups*(8+8*(16+24))
 }
 
-// entryCost estimates the memory a cached token pins: the raw token (the
-// map key), the decoded payload (which the principal keeps for
+// entryCost estimates the memory a cached token pins: its key (see
+// costEntry; not the token itself), the decoded payload (which the principal keeps for
 // [Principal.Claim]), every string of the principal that is not a
 // substring of the payload, the backing arrays of its slices and map, and
 // the claims map [Principal.Claim] builds from the payload on first use:
@@ -362,7 +385,7 @@ func mapCost(n int) int64 {
 // again, plus the map's own slots (members is their count). The estimate
 // errs on the high side: it charges the claims map whether or not Claim is
 // ever called. TestCacheCostEstimate checks it against the heap.
-func entryCost(raw string, p *Principal, members int) int64 {
+func entryCost(p *Principal, members int) int64 {
 	var whole string // the payload, which the principal's strings point into
 	if p.claims != nil {
 		whole = p.claims.payload
@@ -381,9 +404,9 @@ func entryCost(raw string, p *Principal, members int) int64 {
 		}
 		return n
 	}
-	// The raw token, the payload and the claims map's copy of it, plus
-	// 1/8 for the rounding of allocations to the runtime's size classes.
-	n := costEntry + (int64(len(raw))+2*int64(payload))*9/8 + mapCost(members) + int64(members)*costClaim
+	// The payload and the claims map's copy of it, plus 1/8 for the
+	// rounding of allocations to the runtime's size classes.
+	n := costEntry + 2*int64(payload)*9/8 + mapCost(members) + int64(members)*costClaim
 	for _, s := range [...]string{p.Subject, p.Username, p.Email, p.Name, p.GivenName, p.FamilyName,
 		p.Client, p.SessionID, p.JWTID, p.Issuer, p.scopePrefix, p.rolePrefix} {
 		n += own(s)

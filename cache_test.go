@@ -55,7 +55,7 @@ func TestCacheBounds(t *testing.T) {
 				wg.Go(func() {
 					for i := range 125 {
 						n := g*125 + i
-						c.put("tok"+strconv.Itoa(n), &Principal{}, "k", key, exp, time.Now(), tt.cost(n))
+						c.put(kp("tok"+strconv.Itoa(n)), &Principal{}, "k", key, exp, time.Now(), tt.cost(n))
 					}
 				})
 			}
@@ -88,8 +88,8 @@ func TestCacheBoundsUnderChurn(t *testing.T) {
 			for i := range 2000 {
 				raw := "tok" + strconv.Itoa((g*7919+i)%300)
 				exp := now.Add(time.Duration(i%5-1) * time.Second) // some already expired
-				if c.get(context.Background(), raw, now, keys) == nil {
-					c.put(raw, &Principal{}, "k", key, exp, now, int64(200+i%600))
+				if c.get(context.Background(), kp(raw), now, keys) == nil {
+					c.put(kp(raw), &Principal{}, "k", key, exp, now, int64(200+i%600))
 				}
 			}
 		})
@@ -106,7 +106,7 @@ func TestCacheEvictsEndedFirst(t *testing.T) {
 	var toks []string
 	for i := 0; len(toks) < 9; i++ {
 		raw := "tok" + strconv.Itoa(i)
-		if c.index(raw) == c.index("tok0") {
+		if c.index(kp(raw)) == c.index(kp("tok0")) {
 			toks = append(toks, raw)
 		}
 	}
@@ -115,11 +115,11 @@ func TestCacheEvictsEndedFirst(t *testing.T) {
 		if i == 3 {
 			exp = now.Add(-time.Second)
 		}
-		c.put(raw, &Principal{}, "k", key, exp, now, 10)
+		c.put(kp(raw), &Principal{}, "k", key, exp, now, 10)
 	}
-	c.put(toks[8], &Principal{}, "k", key, now.Add(time.Hour), now, 10)
-	s := &c.shards[c.index("tok0")]
-	if _, ok := s.m[toks[3]]; ok {
+	c.put(kp(toks[8]), &Principal{}, "k", key, now.Add(time.Hour), now, 10)
+	s := &c.shards[c.index(kp("tok0"))]
+	if _, ok := s.m[keyOf(toks[3])]; ok {
 		t.Errorf("the expired entry survived; a live one was evicted")
 	}
 	if len(s.m) != 8 {
@@ -161,13 +161,13 @@ func BenchmarkCache(b *testing.B) {
 	b.Run("hit", func(b *testing.B) {
 		c := newCache(DefaultCacheSize, DefaultCacheBytes)
 		for _, raw := range toks[:4096] {
-			c.put(raw, &Principal{}, "k", key, exp, now, 3000)
+			c.put(kp(raw), &Principal{}, "k", key, exp, now, 3000)
 		}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {
-				if c.get(context.Background(), toks[i%4096], now, keys) == nil {
+				if c.get(context.Background(), kp(toks[i%4096]), now, keys) == nil {
 					b.Fatal("miss")
 				}
 				i++
@@ -180,7 +180,7 @@ func BenchmarkCache(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			c.put(toks[i%len(toks)], p, "k", key, exp, now, 3000)
+			c.put(kp(toks[i%len(toks)]), p, "k", key, exp, now, 3000)
 			i++
 		}
 	})
@@ -200,20 +200,20 @@ func TestCacheAdmission(t *testing.T) {
 		toks[i] = "tok" + strconv.Itoa(i)
 	}
 	for _, raw := range toks[:10] {
-		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+		c.put(kp(raw), &Principal{}, "k", key, exp, now, 100)
 	}
 	if st := c.stats(); st.Size != 10 || st.Rejected != 0 || st.Evictions != 0 {
 		t.Fatalf("after 10 tokens stats() = %+v; want 10 held, none rejected", st)
 	}
 	for _, raw := range toks[10:] {
-		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+		c.put(kp(raw), &Principal{}, "k", key, exp, now, 100)
 	}
 	st := c.stats()
 	if st.Size != 10 || st.Evictions+st.Rejected != 100 || st.Rejected < 50 {
 		t.Errorf("after 100 more tokens seen once stats() = %+v; want 10 held, 100 evicted or rejected, mostly rejected", st)
 	}
 	for _, raw := range toks[10:] {
-		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+		c.put(kp(raw), &Principal{}, "k", key, exp, now, 100)
 	}
 	if st2 := c.stats(); st2.Rejected != st.Rejected || st2.Size != 10 {
 		t.Errorf("after a second sighting stats() = %+v; want none more rejected", st2)
@@ -227,7 +227,7 @@ func TestCacheAdmission(t *testing.T) {
 	p := &Principal{}
 	i := 0
 	if n := testing.AllocsPerRun(100, func() {
-		c.put(fresh[i%len(fresh)], p, "k", key, exp, now, 100)
+		c.put(kp(fresh[i%len(fresh)]), p, "k", key, exp, now, 100)
 		i++
 	}); n > 0.5 {
 		t.Errorf("put of a rejected token allocates %v times; want 0", n)
@@ -246,16 +246,16 @@ func TestCacheAdmitsOverEnded(t *testing.T) {
 		switch {
 		case a == "":
 			a = raw
-		case c.index(raw) == c.index(a):
+		case c.index(kp(raw)) == c.index(kp(a)):
 			b = raw
 		}
 	}
-	c.put(a, &Principal{}, "k", key, now.Add(-time.Second), now, 10)
-	c.put(b, &Principal{}, "k", key, now.Add(time.Hour), now, 10)
+	c.put(kp(a), &Principal{}, "k", key, now.Add(-time.Second), now, 10)
+	c.put(kp(b), &Principal{}, "k", key, now.Add(time.Hour), now, 10)
 	if st := c.stats(); st.Size != 1 || st.Rejected != 0 {
 		t.Errorf("stats() = %+v; want the new token in place of the expired one", st)
 	}
-	if _, ok := c.shards[c.index(b)].m[b]; !ok {
+	if _, ok := c.shards[c.index(kp(b))].m[keyOf(b)]; !ok {
 		t.Errorf("the new token was not admitted")
 	}
 }
@@ -274,7 +274,7 @@ func TestCacheSeenOnce(t *testing.T) {
 	toks := make([]string, 20000)
 	for i := range toks {
 		toks[i] = "tok" + strconv.Itoa(i)
-		c.put(toks[i], p, "k", key, exp, now, 100)
+		c.put(kp(toks[i]), p, "k", key, exp, now, 100)
 	}
 	c.check(t)
 	st := c.stats()
@@ -283,7 +283,7 @@ func TestCacheSeenOnce(t *testing.T) {
 		t.Errorf("after 20000 tokens seen once stats() = %+v; want %d to %d held, the rest rejected", st, c.free, c.free+40)
 	}
 	for _, raw := range toks[len(toks)-3000:] {
-		c.put(raw, p, "k", key, exp, now, 100)
+		c.put(kp(raw), p, "k", key, exp, now, 100)
 	}
 	c.check(t)
 	if st2 := c.stats(); st2.Size < st.Size+2900 || st2.Rejected != st.Rejected {
@@ -337,23 +337,29 @@ func TestCachePutHeld(t *testing.T) {
 	key := &jwks.Key{ID: "k"}
 	var toks []string
 	for i := 0; len(toks) < 10; i++ {
-		if raw := "tok" + strconv.Itoa(i); c.index(raw) == c.index("tok0") {
+		if raw := "tok" + strconv.Itoa(i); c.index(kp(raw)) == c.index(kp("tok0")) {
 			toks = append(toks, raw)
 		}
 	}
 	for _, raw := range toks {
-		c.put(raw, &Principal{}, "k", key, exp, now, 100)
+		c.put(kp(raw), &Principal{}, "k", key, exp, now, 100)
 	}
 	for range 5 { // the doorkeeper admits from the second put on
-		c.put(toks[0], &Principal{}, "k", key, exp, now, 100)
+		c.put(kp(toks[0]), &Principal{}, "k", key, exp, now, 100)
 	}
 	c.check(t)
 	for _, raw := range toks {
-		if _, ok := c.shards[c.index(raw)].m[raw]; !ok {
+		if _, ok := c.shards[c.index(kp(raw))].m[keyOf(raw)]; !ok {
 			t.Errorf("%s was evicted by puts of the held token %s", raw, toks[0])
 		}
 	}
 	if st := c.stats(); st.Evictions != 0 {
 		t.Errorf("Evictions = %d; want 0", st.Evictions)
 	}
+}
+
+// kp returns a pointer to raw's cache key, as verify passes it.
+func kp(raw string) *tokenKey {
+	k := keyOf(raw)
+	return &k
 }

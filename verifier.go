@@ -142,17 +142,18 @@ type Config struct {
 	CacheSize int
 
 	// CacheBytes bounds the memory the cache of verified tokens pins, in
-	// bytes, as estimated per token: the raw token, its decoded payload,
-	// the principal's strings, slices and maps, the claims map
-	// [Principal.Claim] builds on first use (charged up front: as much as
-	// the payload again plus about 80 bytes per claim), 1/8 more for
-	// allocation rounding, and about 500 bytes of fixed overhead (map
-	// slot, entry, Principal struct); within 10% of what the Go heap holds
-	// for it once Claim has been called. Until then the heap holds about
-	// half the charge (a 1 kB token is charged 4.2 KiB and pins 2.1 KiB).
-	// A 1.3 kB Keycloak token costs about 5.5 KiB, one of 12 kB (8 kB of
-	// claims) about 37 KiB. So the default bounds hold 4096 small tokens,
-	// or about 900 large ones. The cache evicts when either bound is
+	// bytes, as estimated per token: its decoded payload, the principal's
+	// strings, slices and maps, the claims map [Principal.Claim] builds
+	// on first use (charged up front: as much as the payload again plus
+	// about 80 bytes per claim), 1/8 more for allocation rounding, and
+	// about 550 bytes of fixed overhead (map slot with the token's 32-byte
+	// SHA-256 digest, which is all the cache keeps of the token itself;
+	// entry; Principal struct); within 10% of what the Go heap holds for
+	// it once Claim has been called. Until then the heap holds about a
+	// third of the charge (a 1 kB token is charged 3.2 KiB and pins 1.1
+	// KiB). A 1.3 kB Keycloak token costs about 4.1 KiB, one of 12 kB (8
+	// kB of claims) about 24 KiB. So the default bounds hold 4096 small
+	// tokens, or about 1,400 large ones. The cache evicts when either bound is
 	// reached, and a token costing more than CacheBytes alone is not
 	// cached. Zero means [DefaultCacheBytes] (32 MiB); a negative value
 	// turns the cache off. [Verifier.CacheStats] reports the bytes held.
@@ -313,11 +314,13 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 		return nil, e
 	}
 	now := v.cfg.Now()
+	var ck tokenKey
 	if x != nil {
 		x.ok("%d bytes, limit %d", len(raw), v.cfg.MaxTokenSize)
 		x.at("format")
 	} else if v.cache != nil {
-		if p := v.cache.get(ctx, raw, now, v.cfg.Keys); p != nil {
+		ck = keyOf(raw)
+		if p := v.cache.get(ctx, &ck, now, v.cfg.Keys); p != nil {
 			if v.cfg.Revocations != nil && v.cfg.Revocations.Revoked(p) {
 				return nil, revoked(p)
 			}
@@ -425,7 +428,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, x *Explanation) (*Pri
 			// the entry would otherwise pin.
 			kid = key.ID
 		}
-		v.cache.put(raw, p, kid, key, exp, now, entryCost(raw, p, c.members)+int64(len(kid)))
+		v.cache.put(&ck, p, kid, key, exp, now, entryCost(p, c.members)+int64(len(kid)))
 	}
 	return p, nil
 }

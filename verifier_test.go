@@ -365,6 +365,32 @@ func TestCache(t *testing.T) {
 			st, keygate.DefaultCacheSize, len(tok), keygate.DefaultCacheBytes)
 	}
 
+	t.Run("answers the same token only", func(t *testing.T) {
+		// The cache is keyed by the token's SHA-256 digest: no other
+		// string, however close to a cached token, is answered from it.
+		// Every one-byte change, and the token cut or extended, misses
+		// and is verified in full.
+		hits := f.v.CacheStats().Hits
+		var variants []string
+		for i := range len(tok) {
+			b := []byte(tok)
+			b[i] ^= 0x01
+			variants = append(variants, string(b))
+		}
+		variants = append(variants, tok[:len(tok)-1], tok+"A", tok+".", " "+tok)
+		for _, v := range variants {
+			if _, err := f.v.Verify(ctx, v); err == nil {
+				t.Fatalf("Verify(%q…) accepted a changed token", v[:40])
+			}
+		}
+		if st := f.v.CacheStats(); st.Hits != hits {
+			t.Errorf("changed tokens made %d cache hits; want none", st.Hits-hits)
+		}
+		if p, err := f.v.Verify(ctx, tok); err != nil || p != p1 {
+			t.Errorf("Verify(tok) after the changed ones = %p, %v; want the cached principal %p", p, err, p1)
+		}
+	})
+
 	t.Run("ends at exp", func(t *testing.T) {
 		tok := f.mint(t, keycloaktest.Token{Claims: map[string]any{"exp": f.Now().Add(time.Minute)}})
 		if _, err := f.v.Verify(ctx, tok); err != nil {
