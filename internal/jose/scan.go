@@ -162,13 +162,14 @@ func (s *Scanner) Array(elem func() error) error {
 	}
 }
 
-// Strings reads an array of strings; null reads as nil. The result is
-// allocated once, at its final size, for arrays of up to 16 strings.
-func (s *Scanner) Strings() ([]string, error) {
+// Strings reads an array of strings; null reads as nil, [] as an empty
+// slice that is not nil. The result is carved from a (see [StringArena]);
+// a nil a allocates it alone.
+func (s *Scanner) Strings(a *StringArena) ([]string, error) {
 	if s.Null() {
 		return nil, nil
 	}
-	var buf [16]string
+	var buf [arenaChunk]string
 	out := buf[:0]
 	err := s.Array(func() error {
 		v, err := s.String()
@@ -178,7 +179,55 @@ func (s *Scanner) Strings() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(make([]string, 0, len(out)), out...), nil
+	if a == nil {
+		return append(make([]string, 0, len(out)), out...), nil
+	}
+	return a.Clone(out), nil
+}
+
+// A StringArena hands out string slices carved from shared backing
+// arrays, so that a decoder that builds several short lists (a token's
+// audiences, roles and scopes) allocates once for all of them, not once
+// for each. Every slice it returns has its capacity cut to its length, so
+// that no two overlap: appending to one copies it, and writing to an
+// element of one cannot reach another. The zero value is ready to use; a
+// StringArena is not safe for concurrent use.
+type StringArena struct {
+	free []string // the current array: its length is what is handed out
+}
+
+// arenaChunk is the length of a [StringArena]'s arrays, in strings. A
+// longer slice gets an array of its own.
+const arenaChunk = 16
+
+// Clone returns a copy of s carved from a. Like [slices.Clone], it
+// returns nil for nil and a non-nil empty slice for an empty one.
+func (a *StringArena) Clone(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	if len(s) == 0 {
+		return []string{}
+	}
+	if len(s) > arenaChunk {
+		return append(make([]string, 0, len(s)), s...)
+	}
+	if cap(a.free)-len(a.free) < len(s) {
+		a.free = make([]string, 0, arenaChunk)
+	}
+	i := len(a.free)
+	a.free = append(a.free, s...)
+	return a.free[i:len(a.free):len(a.free)]
+}
+
+// Fields is [strings.Fields] with the result carved from a.
+func (a *StringArena) Fields(s string) []string {
+	var buf [arenaChunk]string
+	f := buf[:0]
+	for w := range strings.FieldsSeq(s) {
+		f = append(f, w)
+	}
+	return a.Clone(f)
 }
 
 // String reads a string.
