@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mathrand "math/rand/v2"
 	"os"
 	"sync"
 	"testing"
@@ -363,6 +364,33 @@ func TestNatBytes(t *testing.T) {
 		ok := natBytes(dst, tt.limbs)
 		if ok != tt.ok || ok && !bytes.Equal(dst, tt.want) {
 			t.Errorf("natBytes(%d, %x) = %x, %v; want %x, %v", tt.size, tt.limbs, dst, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestNatBytesBig checks natBytes against math/big on lengths that end
+// inside a limb, with values that fit and values one byte too long.
+func TestNatBytesBig(t *testing.T) {
+	r := mathrand.New(mathrand.NewPCG(1, 2))
+	for size := 1; size <= 70; size++ {
+		for _, extra := range []int{0, 1} {
+			b := make([]byte, size+extra)
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			b[0] |= 1 // so that the value really is size+extra bytes long
+			v := new(big.Int).SetBytes(b)
+			words := v.Bits()
+			limbs := make([]uint, len(words), len(words)+r.IntN(3)) // zero limbs above, as bigmod keeps
+			for i, w := range words {
+				limbs[i] = uint(w)
+			}
+			limbs = limbs[:cap(limbs)]
+			dst := bytes.Repeat([]byte{0xee}, size)
+			ok := natBytes(dst, limbs)
+			if ok != (extra == 0) || ok && !bytes.Equal(dst, v.FillBytes(make([]byte, size))) {
+				t.Errorf("natBytes(%d, %x) = %x, %v; want %x, %v", size, b, dst, ok, b, extra == 0)
+			}
 		}
 	}
 }
