@@ -244,6 +244,12 @@ func (s *Scanner) rawString() (string, error) {
 	}
 	start := s.pos + 1
 	for i := start; i < len(s.data); {
+		// Eight plain bytes at a time, the usual content of a token's
+		// strings; the loop below takes each other byte on its own.
+		if i+8 <= len(s.data) && plain(s.data[i:i+8]) {
+			i += 8
+			continue
+		}
 		c := s.data[i]
 		switch {
 		case c == '"':
@@ -268,6 +274,22 @@ func (s *Scanner) rawString() (string, error) {
 	}
 	s.pos = len(s.data)
 	return "", s.errorf("unterminated string")
+}
+
+// plain reports whether none of the 8 bytes of b ends a run of bytes
+// that rawString takes as they are: none is '"', '\\', a control
+// character or a byte outside ASCII. It tests the eight at once, as one
+// 64-bit word.
+func plain(b string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	_ = b[7] // one bounds check, and the eight loads become one
+	w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	// less(n) has a high bit set where a byte of w is below n, for n up
+	// to 0x80 (and possibly above such a byte, which does not matter:
+	// only zero or not counts).
+	less := func(v, n uint64) uint64 { return (v - ones*n) &^ v & highs }
+	return w&highs|less(w, 0x20)|less(w^(ones*'"'), 1)|less(w^(ones*'\\'), 1) == 0
 }
 
 func (s *Scanner) escapedString(start int) (string, error) {

@@ -1,9 +1,11 @@
 package jose
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -198,5 +200,42 @@ func TestStringArenaFields(t *testing.T) {
 		if (got == nil) != (want == nil) || !slices.Equal(got, want) || cap(got) != len(got) {
 			t.Errorf("Fields(%q) = %#v (cap %d); strings.Fields says %#v", s, got, cap(got), want)
 		}
+	}
+}
+
+// TestPlain checks the eight-byte test of rawString against the byte by
+// byte one, for every byte value at every position and for random words.
+func TestPlain(t *testing.T) {
+	isPlain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	check := func(b []byte) {
+		want := true
+		for _, c := range b {
+			want = want && isPlain(c)
+		}
+		if got := plain(string(b)); got != want {
+			t.Fatalf("plain(%q) = %v; want %v", b, got, want)
+		}
+	}
+	for _, fill := range []byte{'a', ' ', '~', '!', '#', '[', ']'} {
+		for pos := range 8 {
+			for c := range 256 {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[pos] = byte(c)
+				check(b)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		var b [8]byte
+		for i := range b {
+			// Mostly plain bytes, so that both answers come up.
+			if r.IntN(10) == 0 {
+				b[i] = byte(r.Uint32())
+			} else {
+				b[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		check(b[:])
 	}
 }
