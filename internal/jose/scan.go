@@ -245,31 +245,34 @@ func (s *Scanner) rawString() (string, error) {
 	start := s.pos + 1
 	for i := start; i < len(s.data); {
 		// Eight plain bytes at a time, the usual content of a token's
-		// strings; the loop below takes each other byte on its own.
+		// longer strings.
 		if i+8 <= len(s.data) && plain(s.data[i:i+8]) {
 			i += 8
 			continue
 		}
-		c := s.data[i]
-		switch {
-		case c == '"':
-			s.pos = i + 1
-			return s.data[start:i], nil
-		case c == '\\':
-			s.pos = i
-			return s.escapedString(start)
-		case c < 0x20:
-			s.pos = i
-			return "", s.errorf("control character in string")
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, n := utf8.DecodeRuneInString(s.data[i:])
-			if r == utf8.RuneError && n == 1 {
+		// One of the next eight bytes needs a look: take them one by one.
+		for stop := min(i+8, len(s.data)); i < stop; {
+			c := s.data[i]
+			switch {
+			case c == '"':
+				s.pos = i + 1
+				return s.data[start:i], nil
+			case c == '\\':
 				s.pos = i
-				return "", s.errorf("invalid UTF-8 in string")
+				return s.escapedString(start)
+			case c < 0x20:
+				s.pos = i
+				return "", s.errorf("control character in string")
+			case c < utf8.RuneSelf:
+				i++
+			default:
+				r, n := utf8.DecodeRuneInString(s.data[i:])
+				if r == utf8.RuneError && n == 1 {
+					s.pos = i
+					return "", s.errorf("invalid UTF-8 in string")
+				}
+				i += n
 			}
-			i += n
 		}
 	}
 	s.pos = len(s.data)
