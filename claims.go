@@ -34,7 +34,9 @@ type claims struct {
 	// members counts the payload's top-level members, read or skipped.
 	members int
 	// arena holds the lists above, and the principal's scopes, in one
-	// allocation for the usual token.
+	// allocation for the usual token. A claims is used where it was
+	// decoded (the verifier keeps a pointer to it): a copy that carved
+	// from the same arena could hand out overlapping slices.
 	arena jose.StringArena
 }
 

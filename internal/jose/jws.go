@@ -154,8 +154,8 @@ func verify(alg string, p *Prepared, pub crypto.PublicKey, signingInput string, 
 }
 
 // sum writes the digest of s under h, one of SHA-256, SHA-384 and
-// SHA-512, to buf and returns it. It hashes s in place, with no copy and
-// no hash state on the heap.
+// SHA-512, to buf and returns it; for another hash it returns nil. It
+// hashes s in place, with no copy and no hash state on the heap.
 func sum(buf *[64]byte, h crypto.Hash, s string) []byte {
 	switch h {
 	case crypto.SHA256:

@@ -190,8 +190,9 @@ func (s *Scanner) Strings(a *StringArena) ([]string, error) {
 // audiences, roles and scopes) allocates once for all of them, not once
 // for each. Every slice it returns has its capacity cut to its length, so
 // that no two overlap: appending to one copies it, and writing to an
-// element of one cannot reach another. The zero value is ready to use; a
-// StringArena is not safe for concurrent use.
+// element of one cannot reach another. The zero value is ready to use. A
+// StringArena is not safe for concurrent use, and must not be copied
+// after first use: two copies would hand out the same array space.
 type StringArena struct {
 	free []string // the current array: its length is what is handed out
 }
