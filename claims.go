@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/jose"
@@ -34,6 +33,11 @@ type claims struct {
 	LogoutEvent, LogoutEventBad bool
 	// members counts the payload's top-level members, read or skipped.
 	members int
+	// arena holds the lists above, and the principal's scopes, in one
+	// allocation for the usual token. A claims is used where it was
+	// decoded (the verifier keeps a pointer to it): a copy that carved
+	// from the same arena could hand out overlapping slices.
+	arena jose.StringArena
 }
 
 // decodeClaims reads a claims set in one pass (see [jose.Scanner]). A
@@ -105,18 +109,18 @@ func decodeClaims(payload string) (claims, error) {
 			case '"':
 				var a string
 				a, err = s.String()
-				c.Aud = []string{a}
+				c.Aud = c.arena.Clone([]string{a})
 			case '[', 'n':
-				c.Aud, err = s.Strings()
+				c.Aud, err = s.Strings(&c.arena)
 			default:
 				err = errors.New(`"aud" must be a string or an array of strings`)
 			}
 		case "groups":
 			bit = 1 << 17
-			c.Groups, err = s.Strings()
+			c.Groups, err = s.Strings(&c.arena)
 		case "realm_access":
 			bit = 1 << 18
-			c.RealmRoles, err = roles(s)
+			c.RealmRoles, err = roles(s, &c.arena)
 		case "resource_access":
 			bit = 1 << 19
 			err = resourceAccess(s, &c)
@@ -125,10 +129,10 @@ func decodeClaims(payload string) (claims, error) {
 			err = cnf(s, &c)
 		case "roles":
 			bit = 1 << 21
-			c.Roles, err = s.Strings()
+			c.Roles, err = s.Strings(&c.arena)
 		case "entitlements":
 			bit = 1 << 22
-			c.Entitlements, err = s.Strings()
+			c.Entitlements, err = s.Strings(&c.arena)
 		case "nonce":
 			bit = 1 << 23
 			c.Nonce = !s.Null()
@@ -158,7 +162,7 @@ func decodeClaims(payload string) (claims, error) {
 
 // roles reads {"roles": [...]}, the shape of realm_access and of each
 // client in resource_access.
-func roles(s *jose.Scanner) ([]string, error) {
+func roles(s *jose.Scanner, a *jose.StringArena) ([]string, error) {
 	if s.Null() {
 		return nil, nil
 	}
@@ -173,7 +177,7 @@ func roles(s *jose.Scanner) ([]string, error) {
 		}
 		found = true
 		var err error
-		out, err = s.Strings()
+		out, err = s.Strings(a)
 		return err
 	})
 	return out, err
@@ -188,7 +192,7 @@ func resourceAccess(s *jose.Scanner, c *claims) error {
 		if _, dup := c.ResourceAccess[client]; dup {
 			return errors.New("duplicate client " + quote(client))
 		}
-		r, err := roles(s)
+		r, err := roles(s, &c.arena)
 		c.ResourceAccess[client] = r
 		return err
 	})
@@ -273,7 +277,7 @@ func (c *claims) principal(payload string, a ClaimMapping) *Principal {
 		RolesClaim:   c.Roles,
 		Groups:       c.Groups,
 		Entitlements: c.Entitlements,
-		Scopes:       strings.Fields(c.Scope),
+		Scopes:       c.arena.Fields(c.Scope),
 	}
 	if p.Client == "" {
 		p.Client = c.ClientID

@@ -3,8 +3,11 @@ package keygate
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/jose"
 )
 
 func TestDecodeClaims(t *testing.T) {
@@ -61,7 +64,8 @@ func TestDecodeClaims(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decodeClaims() = %v", err)
 			}
-			got.members = 0 // for the cache's cost estimate: see TestCacheCostEstimate
+			got.members = 0                // for the cache's cost estimate: see TestCacheCostEstimate
+			got.arena = jose.StringArena{} // where the lists live
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("decodeClaims() = %+v\nwant %+v", got, tt.want)
 			}
@@ -283,5 +287,44 @@ func TestPrincipalCopy(t *testing.T) {
 	q.Roles = []string{"admin"}
 	if ok, err := q.Claim("tenant", new(string)); ok || err != nil || p.Roles[0] != "user" {
 		t.Errorf("Claim on a copied literal = %v, %v", ok, err)
+	}
+}
+
+// TestPrincipalListsDisjoint checks that the lists of a Principal, which
+// share backing arrays (see jose.StringArena), behave as separate
+// slices: a caller that appends to one or writes to its elements, against
+// the Principal's documentation, changes no other list.
+func TestPrincipalListsDisjoint(t *testing.T) {
+	payload := `{"aud":["a1","a2"],"realm_access":{"roles":["r1","r2"]},"resource_access":{"api":{"roles":["c1"]},"web":{"roles":["w1","w2"]}},` +
+		`"groups":["g1"],"roles":["x1","x2"],"entitlements":["e1"],"scope":"s1 s2 s3"}`
+	c, err := decodeClaims(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.principal(payload, ClaimMapping{RoleClients: []string{"api"}, RFC9068Roles: true}.withDefaults())
+	lists := []*[]string{&p.Audience, &p.RealmRoles, &p.Scopes, &p.RolesClaim, &p.Groups, &p.Entitlements, &p.Roles}
+	for _, c := range []string{"api", "web"} {
+		l := p.ClientRoles[c]
+		lists = append(lists, &l)
+	}
+	want := [][]string{{"a1", "a2"}, {"r1", "r2"}, {"s1", "s2", "s3"}, {"x1", "x2"}, {"g1"}, {"e1"}, {"r1", "r2", "c1", "x1", "x2"}, {"c1"}, {"w1", "w2"}}
+	for i, l := range lists {
+		// Roles (6) is built by append, in an array of its own.
+		if !slices.Equal(*l, want[i]) || i != 6 && cap(*l) != len(*l) {
+			t.Fatalf("list %d = %q (cap %d); want %q with cap = len", i, *l, cap(*l), want[i])
+		}
+	}
+	for i, l := range lists {
+		saved, first := *l, (*l)[0]
+		*l = append(*l, "appended")
+		(*l)[0] = "written"
+		saved[0] = "written"
+		for j, m := range lists {
+			if j != i && !slices.Equal(*m, want[j]) {
+				t.Fatalf("after changing list %d, list %d = %q; want %q", i, j, *m, want[j])
+			}
+		}
+		saved[0] = first
+		*l = saved
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keygate/keygate/internal/jose"
 	"github.com/keygate/keygate/jwks"
@@ -532,7 +533,8 @@ func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
 	if c.LogoutEvent {
 		return fail(ErrWrongTokenType, "a logout token is not an access token", nil)
 	}
-	switch ht := strings.ToLower(h.Typ); ht {
+	var buf [32]byte
+	switch string(lowerTyp(&buf, h.Typ)) {
 	case "", "jwt":
 	case "at+jwt", "application/at+jwt":
 		if c.Typ == "" || c.Typ == "Bearer" {
@@ -557,6 +559,26 @@ func (v *Verifier) checkType(h *jose.Header, c *claims) *Error {
 		return fail(ErrWrongTokenType, "a logout token is not an access token", nil)
 	}
 	return fail(ErrWrongTokenType, "typ "+quote(c.Typ)+" is not an access token type", nil)
+}
+
+// lowerTyp returns typ in lower case, as strings.ToLower does, in buf
+// when typ is ASCII and fits: the typ of every token keygate sees in
+// practice ("JWT", "at+jwt"), which it then compares without allocating.
+func lowerTyp(buf *[32]byte, typ string) []byte {
+	if len(typ) > len(buf) {
+		return []byte(strings.ToLower(typ))
+	}
+	for i := 0; i < len(typ); i++ {
+		c := typ[i]
+		if c >= utf8.RuneSelf {
+			return []byte(strings.ToLower(typ))
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(typ)]
 }
 
 // checkBinding refuses sender-constrained tokens (RFC 9449 DPoP, RFC 8705

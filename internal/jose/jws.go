@@ -5,14 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
-	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"strings"
+	"unsafe"
 )
 
 type family uint8
@@ -107,25 +107,30 @@ func verify(alg string, p *Prepared, pub crypto.PublicKey, signingInput string, 
 		return fmt.Errorf("algorithm %q cannot be used with this key", alg)
 	}
 	if a.family == familyEd25519 {
-		if !ed25519.Verify(pub.(ed25519.PublicKey), []byte(signingInput), sig) {
+		if !ed25519.Verify(pub.(ed25519.PublicKey), readOnly(signingInput), sig) {
 			return ErrSignature
 		}
 		return nil
 	}
-	h := a.hash.New()
-	io.WriteString(h, signingInput)
+	if a.family == familyRSA && p != nil {
+		if k := p.rsaKey(pub.(*rsa.PublicKey)); k.n != nil {
+			// A buffer of its own, which stays on the stack: the
+			// standard library's verifiers below let their digest
+			// argument escape.
+			var buf [64]byte
+			if !k.verifyPKCS1v15(a.hash, sum(&buf, a.hash, signingInput), sig) {
+				return ErrSignature
+			}
+			return nil
+		}
+	}
 	var buf [64]byte
-	digest := h.Sum(buf[:0])
+	digest := sum(&buf, a.hash, signingInput)
+	if digest == nil {
+		return fmt.Errorf("algorithm %q: no hash", alg)
+	}
 	switch a.family {
 	case familyRSA:
-		if p != nil {
-			if k := p.rsaKey(pub.(*rsa.PublicKey)); k.n != nil {
-				if !k.verifyPKCS1v15(a.hash, digest, sig) {
-					return ErrSignature
-				}
-				return nil
-			}
-		}
 		if rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.hash, digest, sig) != nil {
 			return ErrSignature
 		}
@@ -146,6 +151,33 @@ func verify(alg string, p *Prepared, pub crypto.PublicKey, signingInput string, 
 		}
 	}
 	return nil
+}
+
+// sum writes the digest of s under h, one of SHA-256, SHA-384 and
+// SHA-512, to buf and returns it; for another hash it returns nil. It
+// hashes s in place, with no copy and no hash state on the heap.
+func sum(buf *[64]byte, h crypto.Hash, s string) []byte {
+	switch h {
+	case crypto.SHA256:
+		d := sha256.Sum256(readOnly(s))
+		return append(buf[:0], d[:]...)
+	case crypto.SHA384:
+		d := sha512.Sum384(readOnly(s))
+		return append(buf[:0], d[:]...)
+	case crypto.SHA512:
+		d := sha512.Sum512(readOnly(s))
+		return append(buf[:0], d[:]...)
+	}
+	return nil
+}
+
+// readOnly returns the bytes of s without copying them, for a function
+// that only reads its argument and keeps no reference to it once it
+// returns: sha256.Sum256, sha512.Sum384, sha512.Sum512 and
+// ed25519.Verify here. The result must never be written to, appended
+// to or kept; a string is immutable and others may share its bytes.
+func readOnly(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // Header is the part of a JOSE header keygate reads.

@@ -5,6 +5,7 @@ import (
 	"crypto/fips140"
 	"crypto/rsa"
 	"crypto/subtle"
+	"encoding/binary"
 	"math/bits"
 	"sync/atomic"
 
@@ -93,6 +94,10 @@ type rsaKey struct {
 	n    *bigmod.Modulus
 	e    uint
 	size int // k: the modulus' length in bytes
+	// pad is 0x00 0x01 and then 0xff bytes, size bytes in all: every
+	// encoding verifyPKCS1v15 accepts starts with all but the last
+	// len(DigestInfo)+len(H)+1 of them.
+	pad []byte
 }
 
 // newRSAKey prepares pub. It returns a key with a nil n (use crypto/rsa)
@@ -110,6 +115,11 @@ func newRSAKey(pub *rsa.PublicKey, fips bool) *rsaKey {
 		return k
 	}
 	k.n, k.e, k.size = n, uint(pub.E), pub.Size()
+	k.pad = make([]byte, k.size)
+	k.pad[1] = 0x01
+	for i := 2; i < len(k.pad); i++ {
+		k.pad[i] = 0xff
+	}
 	return k
 }
 
@@ -149,47 +159,56 @@ func (k *rsaKey) verifyPKCS1v15(h crypto.Hash, digest, sig []byte) bool {
 	m := bigmod.NewNat().ExpShortVarTime(s, k.e, k.n)
 
 	// 512 bytes on the stack cover keys up to 4096 bits.
-	var bufs [2 * 512]byte
-	var em, want []byte
-	if k.size <= 512 {
-		em, want = bufs[:k.size], bufs[512:512+k.size]
+	var buf [512]byte
+	var em []byte
+	if k.size <= len(buf) {
+		em = buf[:k.size]
 	} else {
-		b := make([]byte, 2*k.size)
-		em, want = b[:k.size], b[k.size:]
+		em = make([]byte, k.size)
 	}
 	if !natBytes(em, m.Bits()) {
 		return false
 	}
-	// Step 3: EM' = 0x00 || 0x01 || PS (0xff…) || 0x00 || DigestInfo || H.
-	want[0], want[1] = 0x00, 0x01
-	t := k.size - len(prefix) - len(digest)
-	for i := 2; i < t-1; i++ {
-		want[i] = 0xff
-	}
-	want[t-1] = 0x00
-	copy(want[t:], prefix)
-	copy(want[t+len(prefix):], digest)
-	// Step 4: compare the whole encoding.
-	return subtle.ConstantTimeCompare(em, want) == 1
+	// Steps 3 and 4: EM must be EM' = 0x00 || 0x01 || PS (0xff…) || 0x00
+	// || DigestInfo || H, compared in constant time part by part, the
+	// padding against the key's prepared pad.
+	t := k.size - len(prefix) - len(digest) // where DigestInfo starts
+	return subtle.ConstantTimeCompare(em[:t-1], k.pad[:t-1])&
+		subtle.ConstantTimeByteEq(em[t-1], 0x00)&
+		subtle.ConstantTimeCompare(em[t:t+len(prefix)], prefix)&
+		subtle.ConstantTimeCompare(em[t+len(prefix):], digest) == 1
 }
 
 // natBytes writes the little-endian limbs x into dst big-endian, zero
 // extended. It reports false if x does not fit, which a value reduced
 // modulo an n of len(dst) bytes always does.
 func natBytes(dst []byte, x []uint) bool {
+	const limbBytes = bits.UintSize / 8
 	i := len(dst)
-	for _, limb := range x {
-		for range bits.UintSize / 8 {
-			if i == 0 {
-				if limb != 0 {
-					return false
-				}
-				break
+	for j, limb := range x {
+		if i >= limbBytes {
+			i -= limbBytes
+			if limbBytes == 8 {
+				binary.BigEndian.PutUint64(dst[i:], uint64(limb))
+			} else {
+				binary.BigEndian.PutUint32(dst[i:], uint32(limb))
 			}
-			i--
-			dst[i] = byte(limb)
+			continue
+		}
+		// The last bytes of dst: the rest of x must be zero.
+		for ; i > 0; i-- {
+			dst[i-1] = byte(limb)
 			limb >>= 8
 		}
+		if limb != 0 {
+			return false
+		}
+		for _, l := range x[j+1:] {
+			if l != 0 {
+				return false
+			}
+		}
+		return true
 	}
 	clear(dst[:i])
 	return true

@@ -7,11 +7,15 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
+	"math/bits"
+	mathrand "math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -367,9 +371,38 @@ func TestNatBytes(t *testing.T) {
 	}
 }
 
+// TestNatBytesBig checks natBytes against math/big on lengths that end
+// inside a limb, with values that fit and values one byte too long.
+func TestNatBytesBig(t *testing.T) {
+	r := mathrand.New(mathrand.NewPCG(1, 2))
+	for size := 1; size <= 70; size++ {
+		for _, extra := range []int{0, 1} {
+			b := make([]byte, size+extra)
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			b[0] |= 1 // so that the value really is size+extra bytes long
+			v := new(big.Int).SetBytes(b)
+			words := v.Bits()
+			limbs := make([]uint, len(words), len(words)+r.IntN(3)) // zero limbs above, as bigmod keeps
+			for i, w := range words {
+				limbs[i] = uint(w)
+			}
+			limbs = limbs[:cap(limbs)]
+			dst := bytes.Repeat([]byte{0xee}, size)
+			ok := natBytes(dst, limbs)
+			if ok != (extra == 0) || ok && !bytes.Equal(dst, v.FillBytes(make([]byte, size))) {
+				t.Errorf("natBytes(%d, %x) = %x, %v; want %x, %v", size, b, dst, ok, b, extra == 0)
+			}
+		}
+	}
+}
+
 // FuzzRSAVerify checks that the prepared verification gives
-// crypto/rsa.VerifyPKCS1v15's verdict on the fixed keys, for signatures
-// built from the fuzzer's input in the ways attacks and bugs shape them.
+// crypto/rsa.VerifyPKCS1v15's verdict, for signatures built from the
+// fuzzer's input in the ways attacks and bugs shape them. With op below
+// opRandomKey it uses the fixed keys; from opRandomKey up, a public key
+// the fuzzer chooses (see fuzzRandomKey).
 func FuzzRSAVerify(f *testing.F) {
 	keys := testKeys(f)
 	for op := range uint8(16) {
@@ -377,7 +410,38 @@ func FuzzRSAVerify(f *testing.F) {
 	}
 	f.Add(uint8(1), uint8(2), uint8(2), []byte("x"), []byte{}, uint32(4000))
 	f.Add(uint8(7), uint8(1), uint8(5), []byte(""), []byte{0xff}, uint32(0))
+	// Random keys: moduli of known factors with valid signatures, for
+	// exponents crypto/rsa takes and refuses, and of several sizes.
+	for _, c := range []struct {
+		e     uint8 // index in fuzzExponents
+		shape uint8
+		bits  uint32
+	}{
+		{5, 8, 2048}, {2, 8, 2048}, {2, 8, 1100}, {5, 8, 4200}, {5, 8, 950}, {5, 8, 1023}, {5, 8, 1030}, {0, 8, 2048}, {9, 8, 2048},
+		{10, 8, 2048}, {7, 8, 2048}, {5, 9, 2048}, {5, 10, 2048}, {5, 11, 2048}, {5, 12, 2048}, {5, 13, 3000},
+		{5, 3, 2048}, {5, 4, 2048}, {5, 5, 2048}, {3, 1, 1024}, {4, 2, 1024},
+	} {
+		f.Add(c.e, uint8(0), opRandomKey|opKnownFactors|c.shape, []byte(testMessage), []byte("seed"), c.bits)
+	}
+	// Random keys taken from the input as they are: a fixed key's modulus,
+	// with leading zeros, made even, or cut short, and its signature.
+	k0 := keys[0]
+	n0 := k0.priv.N.Bytes()
+	even := bytes.Clone(n0)
+	even[len(even)-1] &^= 1
+	for _, c := range []struct {
+		n     []byte
+		shape uint8
+	}{
+		{n0, 0}, {append([]byte{0, 0}, n0...), 0}, {even, 0}, {n0[1:], 0}, {n0, 3}, {n0, 5}, {n0, 6}, {n0, 7},
+	} {
+		f.Add(fuzzExponentIndex(k0.priv.E), uint8(0), opRandomKey|c.shape, k0.valid[0], c.n, uint32(0))
+	}
 	f.Fuzz(func(t *testing.T, keyIdx, hashIdx, op uint8, msg, data []byte, pos uint32) {
+		if op >= opRandomKey {
+			fuzzRandomKey(t, keyIdx, hashIdx, op, msg, data, pos)
+			return
+		}
 		k := keys[int(keyIdx)%len(keys)]
 		pub := &k.priv.PublicKey
 		size := pub.Size()
@@ -474,6 +538,246 @@ func FuzzRSAVerify(f *testing.F) {
 			t.Fatalf("key %d, %v, op %d: a valid signature does not verify", int(keyIdx)%len(keys), h, op%16)
 		}
 	})
+}
+
+// FuzzRSAVerify's op from opRandomKey up selects fuzzRandomKey; below
+// it, the fixed keys (op%16, as the committed corpus has them).
+const (
+	opRandomKey    = 0xc0
+	opKnownFactors = 0x20 // with opRandomKey: a modulus of known factors
+)
+
+// fuzzExponents are the public exponents fuzzRandomKey tries, by index:
+// those crypto/rsa takes (odd, from 3 to 2³¹−1) and those it refuses.
+// An index past the end takes the exponent from the input.
+func fuzzExponents() []int {
+	es := []int{1, 2, 3, 5, 17, 65537, 65536, 1<<31 - 1, 1 << 31, 1<<31 + 1, 1<<31 - 3, 0, -3, -65537, 1<<16 + 1, 7}
+	if bits.UintSize == 64 {
+		var one uint64 = 1
+		es = append(es, int(one<<32+1), int(one<<32-1), int(one<<40+3), int(one<<63-1))
+	}
+	return es
+}
+
+func fuzzExponentIndex(e int) uint8 {
+	i := slices.Index(fuzzExponents(), e)
+	if i < 0 {
+		panic(fmt.Sprintf("exponent %d is not in fuzzExponents", e))
+	}
+	return uint8(i)
+}
+
+// fuzzPrimes are 128 primes of 48 to 62 bits, made once from a fixed
+// seed: fuzzRandomKey multiplies some of them into moduli whose factors
+// it knows, so that it can sign under them.
+var fuzzPrimes = sync.OnceValue(func() []*big.Int {
+	r := mathrand.New(mathrand.NewPCG(5, 6))
+	var ps []*big.Int
+	for len(ps) < 128 {
+		bits := 48 + r.IntN(15)
+		p := new(big.Int).SetUint64(r.Uint64()>>(64-bits) | 1<<(bits-1) | 1)
+		if p.ProbablyPrime(20) && !slices.ContainsFunc(ps, func(q *big.Int) bool { return q.Cmp(p) == 0 }) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+})
+
+// knownFactors is a modulus made of distinct primes and the exponent it
+// was made for.
+type knownFactors struct {
+	n      *big.Int
+	primes []*big.Int
+}
+
+// newKnownFactors multiplies primes from fuzzPrimes, in an order seeded
+// by seed, each one that keeps the product within bits bits (and at least
+// one). With e odd and positive, it skips primes p with gcd(e, p−1) ≠ 1,
+// so that every message has an e-th root modulo n.
+func newKnownFactors(seed []byte, bits int, e int) *knownFactors {
+	sum := sha256.Sum256(seed)
+	r := mathrand.New(mathrand.NewChaCha8(sum))
+	kf := &knownFactors{n: big.NewInt(1)}
+	for _, i := range r.Perm(len(fuzzPrimes())) {
+		p := fuzzPrimes()[i]
+		if len(kf.primes) > 0 && kf.n.BitLen()+p.BitLen() > bits {
+			continue
+		}
+		if e > 0 && e&1 == 1 {
+			pm1 := new(big.Int).Sub(p, big.NewInt(1))
+			if new(big.Int).GCD(nil, nil, big.NewInt(int64(e)), pm1).Cmp(big.NewInt(1)) != 0 {
+				continue
+			}
+		}
+		kf.primes = append(kf.primes, p)
+		kf.n.Mul(kf.n, p)
+	}
+	return kf
+}
+
+// sign returns s with s^e ≡ em (mod n), k bytes long, computed prime by
+// prime and joined with the Chinese remainder theorem: n is square-free,
+// so s = em^d with e·d ≡ 1 modulo each p−1 is an e-th root of em. It
+// reports false when e has no inverse modulo some p−1 (e even, say).
+func (kf *knownFactors) sign(e int, em []byte, k int) ([]byte, bool) {
+	m := new(big.Int).SetBytes(em)
+	x, mod := big.NewInt(0), big.NewInt(1)
+	for _, p := range kf.primes {
+		pm1 := new(big.Int).Sub(p, big.NewInt(1))
+		d := new(big.Int).ModInverse(new(big.Int).Mod(big.NewInt(int64(e)), pm1), pm1)
+		if d == nil {
+			return nil, false
+		}
+		sp := new(big.Int).Exp(new(big.Int).Mod(m, p), d, p)
+		// x ≡ sp (mod p), keeping x mod the primes before.
+		t := new(big.Int).Sub(sp, x)
+		t.Mul(t, new(big.Int).ModInverse(new(big.Int).Mod(mod, p), p)).Mod(t, p)
+		x.Add(x, t.Mul(t, mod))
+		mod.Mul(mod, p)
+	}
+	if x.BitLen() > 8*k {
+		return nil, false
+	}
+	return x.FillBytes(make([]byte, k)), true
+}
+
+// encoding is EM for digest under h, RFC 8017 section 9.2, or nil when
+// k bytes cannot hold it.
+func encoding(h crypto.Hash, k int, digest []byte) []byte {
+	prefix := digestInfoPrefix(h)
+	if k < len(prefix)+len(digest)+11 {
+		return nil
+	}
+	em := make([]byte, k)
+	em[1] = 1
+	t := k - len(prefix) - len(digest)
+	for i := 2; i < t-1; i++ {
+		em[i] = 0xff
+	}
+	copy(em[t:], prefix)
+	copy(em[t+len(prefix):], digest)
+	return em
+}
+
+// fuzzRandomKey is FuzzRSAVerify with a public key the fuzzer chooses.
+// The exponent is fuzzExponents()[keyIdx], or past its end the input's
+// first eight bytes. The modulus is, with opKnownFactors, a product of
+// known primes of about pos%4300 bits chosen by data, so that valid
+// signatures can be made for it; otherwise data itself, as bytes: any
+// length, even, with leading zeros. A random modulus (one whose factors
+// nobody knows) has no signature anyone can make, and there the verdicts
+// mostly agree on "refuse": the known-factor moduli are where the fuzzer
+// also sees both sides accept.
+func fuzzRandomKey(t *testing.T, keyIdx, hashIdx, op uint8, msg, data []byte, pos uint32) {
+	es := fuzzExponents()
+	var e int
+	if int(keyIdx) < len(es) {
+		e = es[keyIdx]
+	} else {
+		var b [8]byte
+		copy(b[:], msg)
+		e = int(binary.BigEndian.Uint64(b[:]))
+	}
+	h := testHashes[int(hashIdx)%len(testHashes)]
+	digest := digestOf(h, string(msg))
+
+	var kf *knownFactors
+	pub := &rsa.PublicKey{E: e}
+	if op&opKnownFactors != 0 {
+		kf = newKnownFactors(data, int(pos%4300), e)
+		pub.N = kf.n
+	} else {
+		pub.N = new(big.Int).SetBytes(data[:min(len(data), 4300/8)])
+		digest = digestOf(h, testMessage)
+	}
+	size := pub.Size()
+	fill := func(v *big.Int) []byte { // v as size bytes, or v's own length if longer
+		if v.Sign() < 0 {
+			v = new(big.Int)
+		}
+		return v.FillBytes(make([]byte, max(size, (v.BitLen()+7)/8)))
+	}
+	// A valid signature, when the factors are known and e can be inverted.
+	var valid []byte
+	if kf != nil {
+		if em := encoding(h, size, digest); em != nil {
+			valid, _ = kf.sign(e, em, size)
+		}
+	}
+	one := big.NewInt(1)
+	var sig []byte
+	mustVerify := false
+	shape := op & 0x1f
+	if valid == nil && shape >= 8 {
+		shape = 7
+	}
+	switch shape {
+	case 0: // the input as the signature
+		sig = msg
+	case 1: // s = 0
+		sig = make([]byte, size)
+	case 2: // s = 1
+		sig = fill(one)
+	case 3: // s = n-1
+		sig = fill(new(big.Int).Sub(pub.N, one))
+	case 4: // s = n
+		sig = fill(pub.N)
+	case 5: // s = n+1
+		sig = fill(new(big.Int).Add(pub.N, one))
+	case 6: // a length off by one or two, zeros or FF
+		sig = make([]byte, max(0, size+int(pos>>13%5)-2))
+		if pos>>16&1 == 1 {
+			for i := range sig {
+				sig[i] = 0xff
+			}
+		}
+	case 7: // the input as s, left-padded or cut to k bytes
+		sig = append(make([]byte, max(0, size-len(msg))), msg...)[:size]
+	case 8: // a valid signature
+		sig, mustVerify = valid, true
+	case 9: // a valid signature with one bit flipped
+		sig = bytes.Clone(valid)
+		b := int(pos>>13) % (8 * size)
+		sig[b/8] ^= 1 << (b % 8)
+	case 10: // a valid signature plus n: s ≥ n and s ≡ a valid one
+		sig = fill(new(big.Int).Add(pub.N, new(big.Int).SetBytes(valid)))
+	case 11: // a valid signature under another hash, checked as h
+		other := testHashes[(int(hashIdx)+1)%len(testHashes)]
+		if em := encoding(other, size, digestOf(other, string(msg))); em != nil {
+			sig, _ = kf.sign(e, em, size)
+		}
+	case 12: // a forged encoding, signed
+		if len(digest) == 32 && size >= 64 {
+			forged := forgedEncodings(size, digest)
+			sig, _ = kf.sign(e, forged[int(pos>>13)%len(forged)], size)
+		}
+	default: // a valid signature of another message
+		sig, digest = valid, digestOf(h, string(msg)+".")
+	}
+
+	want := rsa.VerifyPKCS1v15(pub, h, digest, sig) == nil
+	k := newRSAKey(pub, false)
+	got := want // crypto/rsa verifies with the keys newRSAKey leaves to it
+	if k.n != nil {
+		got = k.verifyPKCS1v15(h, digest, sig)
+	}
+	if got != want {
+		t.Fatalf("modulus of %d bits (known factors %v), e=%d, %v, shape %d: prepared verify = %v, crypto/rsa = %v\nn %x\ndigest %x\nsig %x",
+			pub.N.BitLen(), kf != nil, e, h, shape, got, want, pub.N, digest, sig)
+	}
+	if mustVerify {
+		// crypto/rsa verifies this signature exactly when it takes the
+		// key at all: newRSAKey must prepare those keys, and only those.
+		if want != (k.n != nil) {
+			t.Fatalf("modulus of %d bits, e=%d: crypto/rsa verifies a valid signature = %v, newRSAKey prepared the key = %v",
+				pub.N.BitLen(), e, want, k.n != nil)
+		}
+		// A key crypto/rsa takes: the signature must verify, or sign is
+		// wrong and the fuzzer tests less than it seems.
+		if pub.N.BitLen() >= 1024 && e >= 3 && e&1 == 1 && e <= 1<<31-1 && !want {
+			t.Fatalf("modulus of %d bits, e=%d, %v: a signature made with the known factors does not verify", pub.N.BitLen(), e, h)
+		}
+	}
 }
 
 // BenchmarkRSAVerify compares crypto/rsa.VerifyPKCS1v15 with the prepared

@@ -162,13 +162,14 @@ func (s *Scanner) Array(elem func() error) error {
 	}
 }
 
-// Strings reads an array of strings; null reads as nil. The result is
-// allocated once, at its final size, for arrays of up to 16 strings.
-func (s *Scanner) Strings() ([]string, error) {
+// Strings reads an array of strings; null reads as nil, [] as an empty
+// slice that is not nil. The result is carved from a (see [StringArena]);
+// a nil a allocates it alone.
+func (s *Scanner) Strings(a *StringArena) ([]string, error) {
 	if s.Null() {
 		return nil, nil
 	}
-	var buf [16]string
+	var buf [arenaChunk]string
 	out := buf[:0]
 	err := s.Array(func() error {
 		v, err := s.String()
@@ -178,7 +179,56 @@ func (s *Scanner) Strings() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(make([]string, 0, len(out)), out...), nil
+	if a == nil {
+		return append(make([]string, 0, len(out)), out...), nil
+	}
+	return a.Clone(out), nil
+}
+
+// A StringArena hands out string slices carved from shared backing
+// arrays, so that a decoder that builds several short lists (a token's
+// audiences, roles and scopes) allocates once for all of them, not once
+// for each. Every slice it returns has its capacity cut to its length, so
+// that no two overlap: appending to one copies it, and writing to an
+// element of one cannot reach another. The zero value is ready to use. A
+// StringArena is not safe for concurrent use, and must not be copied
+// after first use: two copies would hand out the same array space.
+type StringArena struct {
+	free []string // the current array: its length is what is handed out
+}
+
+// arenaChunk is the length of a [StringArena]'s arrays, in strings. A
+// longer slice gets an array of its own.
+const arenaChunk = 16
+
+// Clone returns a copy of s carved from a. Like [slices.Clone], it
+// returns nil for nil and a non-nil empty slice for an empty one.
+func (a *StringArena) Clone(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	if len(s) == 0 {
+		return []string{}
+	}
+	if len(s) > arenaChunk {
+		return append(make([]string, 0, len(s)), s...)
+	}
+	if cap(a.free)-len(a.free) < len(s) {
+		a.free = make([]string, 0, arenaChunk)
+	}
+	i := len(a.free)
+	a.free = append(a.free, s...)
+	return a.free[i:len(a.free):len(a.free)]
+}
+
+// Fields is [strings.Fields] with the result carved from a.
+func (a *StringArena) Fields(s string) []string {
+	var buf [arenaChunk]string
+	f := buf[:0]
+	for w := range strings.FieldsSeq(s) {
+		f = append(f, w)
+	}
+	return a.Clone(f)
 }
 
 // String reads a string.
@@ -195,30 +245,55 @@ func (s *Scanner) rawString() (string, error) {
 	}
 	start := s.pos + 1
 	for i := start; i < len(s.data); {
-		c := s.data[i]
-		switch {
-		case c == '"':
-			s.pos = i + 1
-			return s.data[start:i], nil
-		case c == '\\':
-			s.pos = i
-			return s.escapedString(start)
-		case c < 0x20:
-			s.pos = i
-			return "", s.errorf("control character in string")
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, n := utf8.DecodeRuneInString(s.data[i:])
-			if r == utf8.RuneError && n == 1 {
+		// Eight plain bytes at a time, the usual content of a token's
+		// longer strings.
+		if i+8 <= len(s.data) && plain(s.data[i:i+8]) {
+			i += 8
+			continue
+		}
+		// One of the next eight bytes needs a look: take them one by one.
+		for stop := min(i+8, len(s.data)); i < stop; {
+			c := s.data[i]
+			switch {
+			case c == '"':
+				s.pos = i + 1
+				return s.data[start:i], nil
+			case c == '\\':
 				s.pos = i
-				return "", s.errorf("invalid UTF-8 in string")
+				return s.escapedString(start)
+			case c < 0x20:
+				s.pos = i
+				return "", s.errorf("control character in string")
+			case c < utf8.RuneSelf:
+				i++
+			default:
+				r, n := utf8.DecodeRuneInString(s.data[i:])
+				if r == utf8.RuneError && n == 1 {
+					s.pos = i
+					return "", s.errorf("invalid UTF-8 in string")
+				}
+				i += n
 			}
-			i += n
 		}
 	}
 	s.pos = len(s.data)
 	return "", s.errorf("unterminated string")
+}
+
+// plain reports whether none of the 8 bytes of b ends a run of bytes
+// that rawString takes as they are: none is '"', '\\', a control
+// character or a byte outside ASCII. It tests the eight at once, as one
+// 64-bit word.
+func plain(b string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	_ = b[7] // one bounds check, and the eight loads become one
+	w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	// less(n) has a high bit set where a byte of w is below n, for n up
+	// to 0x80 (and possibly above such a byte, which does not matter:
+	// only zero or not counts).
+	less := func(v, n uint64) uint64 { return (v - ones*n) &^ v & highs }
+	return w&highs|less(w, 0x20)|less(w^(ones*'"'), 1)|less(w^(ones*'\\'), 1) == 0
 }
 
 func (s *Scanner) escapedString(start int) (string, error) {

@@ -1,8 +1,12 @@
 package jose
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -113,4 +117,125 @@ func FuzzScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestScannerStrings(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string // nil: null
+		err  bool
+	}{
+		{`null`, nil, false},
+		{`[]`, []string{}, false},
+		{`["a"]`, []string{"a"}, false},
+		{` [ "a" , "b\u00e9" ] `, []string{"a", "bé"}, false},
+		{`[1]`, nil, true},
+		{`"a"`, nil, true},
+		{`["a",]`, nil, true},
+	}
+	for _, tt := range tests {
+		for _, a := range []*StringArena{nil, new(StringArena)} {
+			got, err := NewScanner(tt.in).Strings(a)
+			if (err != nil) != tt.err {
+				t.Errorf("Strings(%q, arena %v) error = %v; want error %v", tt.in, a != nil, err, tt.err)
+				continue
+			}
+			if tt.err {
+				continue
+			}
+			if (got == nil) != (tt.want == nil) || !slices.Equal(got, tt.want) {
+				t.Errorf("Strings(%q, arena %v) = %#v; want %#v", tt.in, a != nil, got, tt.want)
+			}
+		}
+	}
+}
+
+// TestStringArena checks that the slices an arena hands out never
+// overlap: appending to one or writing to its elements leaves the others
+// as they were.
+func TestStringArena(t *testing.T) {
+	var a StringArena
+	if got := a.Clone(nil); got != nil {
+		t.Errorf("Clone(nil) = %#v; want nil", got)
+	}
+	if got := a.Clone([]string{}); got == nil || len(got) != 0 {
+		t.Errorf("Clone([]string{}) = %#v; want an empty slice that is not nil", got)
+	}
+	var lists [][]string
+	var want [][]string
+	for i := range 40 {
+		// Lengths 1 to 20: some fill an array, some need a new one, some
+		// are longer than an array.
+		var s []string
+		for j := range i%20 + 1 {
+			s = append(s, fmt.Sprint(i, ".", j))
+		}
+		got := a.Clone(s)
+		if !slices.Equal(got, s) || cap(got) != len(got) {
+			t.Fatalf("Clone(%q) = %q, cap %d; want a copy with cap = len", s, got, cap(got))
+		}
+		s[0] = "changed" // the clone is a copy
+		lists = append(lists, got)
+		want = append(want, slices.Clone(got))
+	}
+	for i := range lists {
+		lists[i] = append(lists[i], "appended")
+		lists[i][0] = "written"
+		for j := range lists {
+			if j != i && !slices.Equal(lists[j], want[j]) {
+				t.Fatalf("after changing list %d, list %d = %q; want %q", i, j, lists[j], want[j])
+			}
+		}
+		lists[i] = want[i]
+	}
+}
+
+func TestStringArenaFields(t *testing.T) {
+	for _, s := range []string{
+		"", " ", "openid", "openid email profile", "  a\tb\nc  ", "a\u00a0b\u2003c\u0085d", "é à",
+		strings.Repeat("s ", 40), "\xff \xfe",
+	} {
+		var a StringArena
+		got, want := a.Fields(s), strings.Fields(s)
+		if (got == nil) != (want == nil) || !slices.Equal(got, want) || cap(got) != len(got) {
+			t.Errorf("Fields(%q) = %#v (cap %d); strings.Fields says %#v", s, got, cap(got), want)
+		}
+	}
+}
+
+// TestPlain checks the eight-byte test of rawString against the byte by
+// byte one, for every byte value at every position and for random words.
+func TestPlain(t *testing.T) {
+	isPlain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	check := func(b []byte) {
+		want := true
+		for _, c := range b {
+			want = want && isPlain(c)
+		}
+		if got := plain(string(b)); got != want {
+			t.Fatalf("plain(%q) = %v; want %v", b, got, want)
+		}
+	}
+	for _, fill := range []byte{'a', ' ', '~', '!', '#', '[', ']'} {
+		for pos := range 8 {
+			for c := range 256 {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[pos] = byte(c)
+				check(b)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		var b [8]byte
+		for i := range b {
+			// Mostly plain bytes, so that both answers come up.
+			if r.IntN(10) == 0 {
+				b[i] = byte(r.Uint32())
+			} else {
+				b[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		check(b[:])
+	}
 }
