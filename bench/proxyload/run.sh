@@ -14,6 +14,10 @@
 #   VARIANT_TAGS: also build keygate with these build tags (e.g.
 #   keygate_noextauthz, the build without ext_authz) and measure it in the
 #   same rounds as "keygate[TAGS]".
+#   HOT: also run the bare proxy, the floor and keygate with the first HOT
+#   of the distinct tokens (e.g. 4000): a set that comes back while
+#   keygate's cache can hold it, so that the cache fills up, the case that
+#   sets keygate's peak memory.
 #   CASES: run only the cases whose name matches this extended regular
 #   expression (grep -E), e.g. CASES='^keygate' or CASES='tokens$'; the
 #   processes of the others still start. Empty: every case.
@@ -207,6 +211,9 @@ echo "== $(date -u +%FT%TZ)  $(git -C "$root" rev-parse --short HEAD)$(git -C "$
 # Every case sends an Authorization header, the bare proxy's too, so that
 # each moves the same bytes.
 many="$NTOKENS tokens"
+HOT="${HOT:-}"
+if [ -n "$HOT" ]; then head -n "$HOT" "$work/tokens.txt" >"$work/hot.txt"; fi
+hot="$HOT tokens, hot"
 for r in $(seq "$RUNS"); do
   echo "== round $r  load: $(cut -d' ' -f1-3 /proc/loadavg)"
   bench "bare, repeated" "$r" "$bare_pid" "http://$BARE/api/x" -H "Authorization: Bearer $token"
@@ -215,9 +222,16 @@ for r in $(seq "$RUNS"); do
   TOKENS="$work/tokens.txt" bench "floor, $many" "$r" "$floor_pid" "http://$FLOOR/api/x" -s "$root/bench/proxyload/tokens.lua"
   bench "keygate, repeated" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -H "Authorization: Bearer $token"
   TOKENS="$work/tokens.txt" bench "keygate, $many" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  if [ -n "$HOT" ]; then
+    TOKENS="$work/hot.txt" bench "bare, $hot" "$r" "$bare_pid" "http://$BARE/api/x" -s "$root/bench/proxyload/tokens.lua"
+    TOKENS="$work/hot.txt" bench "keygate, $hot" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
+  fi
   if [ -n "$VARIANT_TAGS" ]; then
     bench "keygate[$VARIANT_TAGS], repeated" "$r" "$variant_pid" "http://$VARIANT/api/x" -H "Authorization: Bearer $token"
     TOKENS="$work/tokens.txt" bench "keygate[$VARIANT_TAGS], $many" "$r" "$variant_pid" "http://$VARIANT/api/x" -s "$root/bench/proxyload/tokens.lua"
+    if [ -n "$HOT" ]; then
+      TOKENS="$work/hot.txt" bench "keygate[$VARIANT_TAGS], $hot" "$r" "$variant_pid" "http://$VARIANT/api/x" -s "$root/bench/proxyload/tokens.lua"
+    fi
   fi
   if [ -n "$BASELINE_REV" ]; then
     bench "keygate@$BASELINE_REV, repeated" "$r" "$base_pid" "http://$BASE/api/x" -H "Authorization: Bearer $token"
