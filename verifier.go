@@ -147,7 +147,7 @@ type Config struct {
 	// strings, slices and maps, the claims map [Principal.Claim] builds
 	// on first use (charged up front: as much as the payload again plus
 	// about 80 bytes per claim), 1/8 more for allocation rounding, and
-	// about 550 bytes of fixed overhead (map slot with the token's 32-byte
+	// about 630 bytes of fixed overhead (map slot with the token's 32-byte
 	// SHA-256 digest, which is all the cache keeps of the token itself;
 	// entry; Principal struct); within 10% of what the Go heap holds for
 	// it once Claim has been called. Until then the heap holds about a

@@ -28,8 +28,11 @@ import (
 // line matches one run of one case, as run.sh prints it.
 var line = regexp.MustCompile(`^(.+?)\s+run (\d+)\s+([\d.]+) req/s\s+([\d.]+) µs CPU/req\s+p50 (\S+)\s+p99 (\S+)\s+rss\s+([\d.]+) MiB`)
 
-// peak matches run.sh's last line: the peak RSS of each process.
-var peak = regexp.MustCompile(`([\w@.\[\]-]+) ([\d.]+) MiB`)
+// peak matches one process's figure on run.sh's last line, "== peak RSS
+// (VmHWM): bare 14.4 MiB  keygate 36.2 MiB  ...", whose entries are
+// separated by two spaces: a name may hold a comma or a space (the build
+// tags of keygate[TAGS]).
+var peak = regexp.MustCompile(`^(.+) ([\d.]+) MiB$`)
 
 type runs struct {
 	rps, cpu, p50, p99 []float64
@@ -72,8 +75,11 @@ func parse(r io.Reader) ([]row, string) {
 	for sc.Scan() {
 		t := sc.Text()
 		if strings.HasPrefix(t, "== peak RSS") {
-			for _, m := range peak.FindAllStringSubmatch(t, -1) {
-				peaks[m[1]], _ = strconv.ParseFloat(m[2], 64)
+			_, list, _ := strings.Cut(t, ": ")
+			for _, f := range strings.Split(list, "  ") {
+				if m := peak.FindStringSubmatch(strings.TrimSpace(f)); m != nil {
+					peaks[m[1]], _ = strconv.ParseFloat(m[2], 64)
+				}
 			}
 			continue
 		}
@@ -100,7 +106,7 @@ func parse(r io.Reader) ([]row, string) {
 	for _, n := range order {
 		rr := byName[n]
 		rows = append(rows, row{name: n, rps: median(rr.rps), cpu: median(rr.cpu), p50: median(rr.p50), p99: median(rr.p99),
-			all: rr.rps, peakRSSMiB: peaks[strings.SplitN(n, ",", 2)[0]]})
+			all: rr.rps, peakRSSMiB: peaks[process(n)]})
 	}
 	// Ratios against the bare proxy with the same tokens.
 	for i := range rows {
@@ -112,6 +118,13 @@ func parse(r io.Reader) ([]row, string) {
 		}
 	}
 	return rows, header
+}
+
+// process returns the name of the process a case ran against: the case's
+// name up to ", ", as run.sh prints it ("keygate[a,b], 20000 tokens").
+func process(name string) string {
+	p, _, _ := strings.Cut(name, ", ")
+	return p
 }
 
 func num(s string) float64 {

@@ -14,18 +14,18 @@
 #   VARIANT_TAGS: also build keygate with these build tags (e.g.
 #   keygate_noextauthz, the build without ext_authz) and measure it in the
 #   same rounds as "keygate[TAGS]".
-#   HOT: also run the bare proxy, the floor and keygate with the first HOT
-#   of the distinct tokens (e.g. 4000): a set that comes back while
-#   keygate's cache can hold it, so that the cache fills up, the case that
-#   sets keygate's peak memory.
+#   HOT: also run the bare proxy and keygate (and the VARIANT_TAGS build;
+#   not the floor) with the first HOT of the distinct tokens (e.g. 4000):
+#   a set that comes back while keygate's cache can hold it, so that the
+#   cache fills up, the case that sets keygate's peak memory.
 #   CASES: run only the cases whose name matches this extended regular
 #   expression (grep -E), e.g. CASES='^keygate' or CASES='tokens$'; the
 #   processes of the others still start. Empty: every case.
 #   LOGS: a directory to copy the servers' logs (standard error) into at
 #   the end, e.g. with KEYGATE_ENV=GODEBUG=gctrace=1 for the collector's.
 #   KEYGATE_ENV: NAME=value words added to the environment of the keygate
-#   under test only (not the baseline, the other proxies or the load
-#   side), such as "GOGC=200 GOMEMLIMIT=28MiB".
+#   under test and of its VARIANT_TAGS build only (not the baseline, the
+#   other proxies or the load side), such as "GOGC=200 GOMEMLIMIT=28MiB".
 #   MEMTRACE: a file; every 100 ms, keygate's resident memory (RssAnon and
 #   RssFile of /proc/PID/status, in KiB) is appended to it, with a line
 #   naming each case as it starts, to find when a peak happens.

@@ -12,7 +12,8 @@ import (
 // TestReleaseBinaryDeps checks that the keygate binary does not link the
 // testing package (which registers its flags and pulls in its runtime
 // hooks): keygate dev embeds keycloaktest's issuer, which must not import
-// testing.
+// testing. Nor net/http/pprof, which only the build with the tag
+// keygate_pprof may serve (pprof.go).
 func TestReleaseBinaryDeps(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {
@@ -24,6 +25,9 @@ func TestReleaseBinaryDeps(t *testing.T) {
 	}
 	if slices.Contains(deps, "testing") {
 		t.Error("the keygate binary links testing")
+	}
+	if slices.Contains(deps, "net/http/pprof") {
+		t.Error("the keygate binary links net/http/pprof without the build tag keygate_pprof")
 	}
 	for _, d := range deps {
 		if strings.HasPrefix(d, "testing/") {
