@@ -62,7 +62,9 @@ func TestSlimBuild(t *testing.T) {
 
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "keygate.yaml")
-	os.WriteFile(conf, []byte("issuer: https://idp.example/realms/r\naudiences: [api]\next_authz: {}\n"), 0o600)
+	if err := os.WriteFile(conf, []byte("issuer: https://idp.example/realms/r\naudiences: [api]\next_authz: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		tags string
 		ok   bool
