@@ -24,10 +24,12 @@ check:
 
 # quick is the unit tier: every package against the in-process test issuer,
 # and the cluster-mode packages against a real redis-server they start on
-# loopback (installed from Debian's packages when missing).
+# loopback (installed from Debian's packages when missing); then the
+# binary's packages again as built without ext_authz (keygate_noextauthz).
 quick:
 	scripts/redis.sh
 	KEYGATE_REQUIRE_REDIS=1 $(GO) test -race -count=1 ./...
+	KEYGATE_REQUIRE_REDIS=1 $(GO) test -count=1 -tags keygate_noextauthz ./cmd/keygate/...
 
 # e2e is the end-to-end tier: tokens a real Keycloak issued, fetched once
 # into .cache/ and started on loopback (see e2e/README.md). Keycloak is
