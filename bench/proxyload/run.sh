@@ -11,7 +11,7 @@
 #   cases into PROFILE/NAME.perf.data (read them with perf report)
 #   BASELINE_REV: also build keygate at this git revision and measure it in
 #   the same rounds (e.g. BASELINE_REV=138450f), to see what a change cost.
-#   VARIANT_TAGS: also build keygate with these build tags (e.g.
+#   VARIANT_TAGS: also build keygate with these build tags, comma-separated (e.g.
 #   keygate_noextauthz, the build without ext_authz) and measure it in the
 #   same rounds as "keygate[TAGS]".
 #   HOT: also run the bare proxy and keygate (and the VARIANT_TAGS build;
@@ -42,7 +42,8 @@
 # a table of medians and an SVG chart.
 #
 # Each round runs every case in turn, so that a load that drifts during
-# the runs affects every case alike.
+# the runs affects every case alike, and starts with another proxy than
+# the round before.
 #
 # Everything listens on 127.0.0.1 and is stopped on exit. wrk is installed
 # from Debian's packages when missing.
@@ -214,29 +215,26 @@ many="$NTOKENS tokens"
 HOT="${HOT:-}"
 if [ -n "$HOT" ]; then head -n "$HOT" "$work/tokens.txt" >"$work/hot.txt"; fi
 hot="$HOT tokens, hot"
+# target NAME PID ADDR ROUND: every case of one proxy, in turn.
+target() {
+  local name=$1 pid=$2 addr=$3 r=$4 lua="$root/bench/proxyload/tokens.lua"
+  bench "$name, repeated" "$r" "$pid" "http://$addr/api/x" -H "Authorization: Bearer $token"
+  TOKENS="$work/tokens.txt" bench "$name, $many" "$r" "$pid" "http://$addr/api/x" -s "$lua"
+  if [ -n "$HOT" ] && [ "$name" != floor ]; then
+    TOKENS="$work/hot.txt" bench "$name, $hot" "$r" "$pid" "http://$addr/api/x" -s "$lua"
+  fi
+}
+targets=("bare $bare_pid $BARE" "floor $floor_pid $FLOOR" "keygate $keygate_pid $KEYGATE")
+if [ -n "$VARIANT_TAGS" ]; then targets+=("keygate[$VARIANT_TAGS] $variant_pid $VARIANT"); fi
+if [ -n "$BASELINE_REV" ]; then targets+=("keygate@$BASELINE_REV $base_pid $BASE"); fi
 for r in $(seq "$RUNS"); do
   echo "== round $r  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  bench "bare, repeated" "$r" "$bare_pid" "http://$BARE/api/x" -H "Authorization: Bearer $token"
-  TOKENS="$work/tokens.txt" bench "bare, $many" "$r" "$bare_pid" "http://$BARE/api/x" -s "$root/bench/proxyload/tokens.lua"
-  bench "floor, repeated" "$r" "$floor_pid" "http://$FLOOR/api/x" -H "Authorization: Bearer $token"
-  TOKENS="$work/tokens.txt" bench "floor, $many" "$r" "$floor_pid" "http://$FLOOR/api/x" -s "$root/bench/proxyload/tokens.lua"
-  bench "keygate, repeated" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -H "Authorization: Bearer $token"
-  TOKENS="$work/tokens.txt" bench "keygate, $many" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
-  if [ -n "$HOT" ]; then
-    TOKENS="$work/hot.txt" bench "bare, $hot" "$r" "$bare_pid" "http://$BARE/api/x" -s "$root/bench/proxyload/tokens.lua"
-    TOKENS="$work/hot.txt" bench "keygate, $hot" "$r" "$keygate_pid" "http://$KEYGATE/api/x" -s "$root/bench/proxyload/tokens.lua"
-  fi
-  if [ -n "$VARIANT_TAGS" ]; then
-    bench "keygate[$VARIANT_TAGS], repeated" "$r" "$variant_pid" "http://$VARIANT/api/x" -H "Authorization: Bearer $token"
-    TOKENS="$work/tokens.txt" bench "keygate[$VARIANT_TAGS], $many" "$r" "$variant_pid" "http://$VARIANT/api/x" -s "$root/bench/proxyload/tokens.lua"
-    if [ -n "$HOT" ]; then
-      TOKENS="$work/hot.txt" bench "keygate[$VARIANT_TAGS], $hot" "$r" "$variant_pid" "http://$VARIANT/api/x" -s "$root/bench/proxyload/tokens.lua"
-    fi
-  fi
-  if [ -n "$BASELINE_REV" ]; then
-    bench "keygate@$BASELINE_REV, repeated" "$r" "$base_pid" "http://$BASE/api/x" -H "Authorization: Bearer $token"
-    TOKENS="$work/tokens.txt" bench "keygate@$BASELINE_REV, $many" "$r" "$base_pid" "http://$BASE/api/x" -s "$root/bench/proxyload/tokens.lua"
-  fi
+  # Each round starts one proxy later than the last, so that a load
+  # that drifts within a round does not always favour the same one.
+  for i in $(seq 0 $((${#targets[@]} - 1))); do
+    # shellcheck disable=SC2086 # the words of one target
+    target ${targets[$(((i + r - 1) % ${#targets[@]}))]} "$r"
+  done
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # rss_parts PID: the resident set's anonymous and file-backed parts now.
