@@ -311,6 +311,10 @@ type Source struct {
 	sharedAuthFailures uint64
 	sharedErrors       uint64
 	sharedErr          error
+
+	// afterAllow, when set (by tests only), runs in Key between the rate
+	// limiter's answer and acting on it.
+	afterAllow func(kidFetch)
 }
 
 // A flightMode says what a flight is for.
@@ -565,8 +569,11 @@ func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
 	// At most twice: a fetch already under way when the kid was first
 	// missed may have started before the provider published it, so its
 	// answer alone does not prove the kid unknown; the next one does.
-	for try := 0; ; try++ {
+	for try := 0; ; {
 		allow := s.allowKidFetch()
+		if s.afterAllow != nil {
+			s.afterAllow(allow)
+		}
 		switch allow {
 		case kidFetchLimited:
 			return nil, fmt.Errorf("%w %s (refetch rate limited)", ErrUnknownKey, quoteKid(kid))
@@ -575,7 +582,19 @@ func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
 		case kidFetchClosed:
 			return nil, fmt.Errorf("%w: key %s not held and the source is closed", ErrUnavailable, quoteKid(kid))
 		}
-		if err, _ := s.refreshMode(ctx, modeKid, kid); err != nil {
+		var err error
+		if allow == kidFetchJoined {
+			// Only join: the limiter did not count this caller, so it
+			// must not start a fetch. If the fetch it saw has ended
+			// since, the limiter answers again.
+			var joined bool
+			if err, joined = s.joinFlight(ctx); !joined {
+				continue
+			}
+		} else {
+			err, _ = s.refreshMode(ctx, modeKid, kid)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w: key %s not held and the refetch failed: %w", ErrUnavailable, quoteKid(kid), err)
 		}
 		if k, ok := s.set.Load().Lookup(kid); ok {
@@ -584,6 +603,25 @@ func (s *Source) Key(ctx context.Context, kid string) (*Key, error) {
 		if allow != kidFetchJoined || try > 0 {
 			return nil, fmt.Errorf("%w %s", ErrUnknownKey, quoteKid(kid))
 		}
+		try++
+	}
+}
+
+// joinFlight waits for the fetch under way, or for ctx, and reports its
+// result; joined is false when no fetch is under way (or only the
+// installation of a shared copy, which fetches nothing).
+func (s *Source) joinFlight(ctx context.Context) (err error, joined bool) {
+	s.mu.Lock()
+	f := s.inflight
+	s.mu.Unlock()
+	if f == nil || f.mode == modeShared {
+		return nil, false
+	}
+	select {
+	case <-f.done:
+		return f.err, true
+	case <-ctx.Done():
+		return ctx.Err(), true
 	}
 }
 
