@@ -102,26 +102,12 @@ func rawSign(priv *rsa.PrivateKey, em []byte) []byte {
 	return s.FillBytes(make([]byte, priv.Size()))
 }
 
-// goodEncoding is EM for digest under SHA-256, RFC 8017 section 9.2.
-func goodEncoding(k int, digest []byte) []byte {
-	prefix := digestInfoPrefix(crypto.SHA256)
-	em := make([]byte, k)
-	em[1] = 1
-	t := k - len(prefix) - len(digest)
-	for i := 2; i < t-1; i++ {
-		em[i] = 0xff
-	}
-	copy(em[t:], prefix)
-	copy(em[t+len(prefix):], digest)
-	return em
-}
-
-// forgedEncodings are near misses of goodEncoding, the shapes that
+// forgedEncodings are near misses of encoding(crypto.SHA256, …), the shapes that
 // padding parsers have accepted by mistake.
 func forgedEncodings(k int, digest []byte) [][]byte {
 	prefix := digestInfoPrefix(crypto.SHA256)
 	t := k - len(prefix) - len(digest) // where DigestInfo starts
-	edit := func(f func(em []byte) []byte) []byte { return f(goodEncoding(k, digest)) }
+	edit := func(f func(em []byte) []byte) []byte { return f(encoding(crypto.SHA256, k, digest)) }
 	return [][]byte{
 		edit(func(em []byte) []byte { em[1] = 2; return em }),                 // block type 2
 		edit(func(em []byte) []byte { em[1] = 0; return em }),                 // block type 0
@@ -186,7 +172,7 @@ func TestRSAKnownAnswers(t *testing.T) {
 				}
 			}
 			digest := digestOf(crypto.SHA256, testMessage)
-			if sig := rawSign(k.priv, goodEncoding(pub.Size(), digest)); !k.prep.verifyPKCS1v15(crypto.SHA256, digest, sig) {
+			if sig := rawSign(k.priv, encoding(crypto.SHA256, pub.Size(), digest)); !k.prep.verifyPKCS1v15(crypto.SHA256, digest, sig) {
 				t.Errorf("the raw signature of a correct encoding does not verify")
 			}
 			for i, sig := range k.forged {
@@ -229,7 +215,7 @@ func TestRSAKnownAnswers(t *testing.T) {
 			// A 33-byte "SHA-256 digest" encoded the same way: crypto/rsa
 			// refuses the digest before looking at the signature.
 			long := append(bytes.Clone(digest), 0x5a)
-			if k.prep.verifyPKCS1v15(crypto.SHA256, long, rawSign(k.priv, goodEncoding(pub.Size(), long))) {
+			if k.prep.verifyPKCS1v15(crypto.SHA256, long, rawSign(k.priv, encoding(crypto.SHA256, pub.Size(), long))) {
 				t.Errorf("a 33-byte SHA-256 digest verifies")
 			}
 			if k.prep.verifyPKCS1v15(crypto.SHA1, make([]byte, 20), k.valid[0]) {
@@ -523,7 +509,7 @@ func FuzzRSAVerify(f *testing.F) {
 				sig = valid
 				break
 			}
-			sig = rawSign(k.priv, goodEncoding(size, digest))
+			sig = rawSign(k.priv, encoding(crypto.SHA256, size, digest))
 			mustVerify = true
 		case 15: // another key's valid signature
 			sig, digest = keys[int(pos)%len(keys)].valid[hi], good
